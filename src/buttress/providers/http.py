@@ -1,0 +1,177 @@
+"""What the HTTP adapters share: one async client, status classification, Retry-After, SSE."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import jiter
+
+from buttress.errors import (
+    AuthenticationError,
+    BadRequest,
+    MalformedResponse,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
+
+# One pool for every adapter in a process. Timeouts are the runtime's job (it cancels attempts),
+# so the client's own are generous backstops only.
+DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200,
+                              keepalive_expiry=30.0)
+DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=30.0)
+
+
+def new_http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """A client tuned for many concurrent model calls. Pass ``transport`` to mock in tests."""
+    return httpx.AsyncClient(limits=DEFAULT_LIMITS, timeout=DEFAULT_TIMEOUT, transport=transport)
+
+
+def parse_retry_after(headers: httpx.Headers, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now())
+
+
+def error_message(body: bytes) -> str:
+    """The provider's own error message from an error body, or the body itself, shortened."""
+    try:
+        data = jiter.from_json(body)
+    except ValueError:
+        text = body.decode("utf-8", "replace").strip()
+        return text[:500] or "(empty body)"
+    if isinstance(data, list) and data:  # Gemini sometimes wraps errors in a list
+        data = data[0]
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("detail") or err.get("type")
+            if isinstance(msg, str):
+                return msg
+        elif isinstance(err, str):
+            return err
+    return body.decode("utf-8", "replace")[:500]
+
+
+def classify_status(status: int, headers: httpx.Headers, body: bytes, *, provider: str,
+                    model: str) -> ProviderError:
+    """Turn an HTTP error response into the typed error the runtime reasons about."""
+    message = error_message(body)
+    retry_after = parse_retry_after(headers)
+    kw: dict[str, Any] = {"provider": provider, "model": model, "status": status,
+                          "retry_after": retry_after}
+    if status == 429:
+        return RateLimited(message, **kw)
+    if status in (401, 403):
+        return AuthenticationError(message, **kw)
+    if status in (408, 504):
+        return ProviderTimeout(message, **kw)
+    if status == 529 or status >= 500:  # 529: Anthropic "overloaded"
+        return ProviderUnavailable(message, **kw)
+    if status == 409:  # conflicts/locks are transient on the providers that use them
+        return ProviderUnavailable(message, **kw)
+    return BadRequest(message, **kw)
+
+
+def transport_error(exc: httpx.HTTPError, *, provider: str, model: str) -> ProviderError:
+    """Translate an httpx transport failure into a typed, retryable provider error."""
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderTimeout(f"{type(exc).__name__}: {exc}", provider=provider, model=model)
+    if isinstance(exc, httpx.DecodingError):
+        return MalformedResponse(f"undecodable body: {exc}", provider=provider, model=model)
+    return ProviderUnavailable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                               provider=provider, model=model)
+
+
+def parse_json(body: bytes, *, provider: str, model: str, what: str = "response") -> Any:
+    try:
+        return jiter.from_json(body)
+    except ValueError as exc:
+        snippet = body[:200].decode("utf-8", "replace")
+        raise MalformedResponse(f"{what} is not JSON ({exc}): {snippet!r}", provider=provider,
+                                model=model) from exc
+
+
+async def post_json(client: httpx.AsyncClient, url: str, payload: dict[str, Any],
+                    headers: dict[str, str], *, provider: str, model: str) -> Any:
+    """POST JSON and return the decoded JSON body, raising typed errors on any failure."""
+    try:
+        response = await client.post(url, json=payload, headers=headers)
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, provider=provider, model=model) from exc
+    if response.status_code >= 400:
+        raise classify_status(response.status_code, response.headers, response.content,
+                              provider=provider, model=model)
+    return parse_json(response.content, provider=provider, model=model)
+
+
+@asynccontextmanager
+async def open_stream(client: httpx.AsyncClient, url: str, payload: dict[str, Any],
+                      headers: dict[str, str], *, provider: str,
+                      model: str) -> AsyncIterator[httpx.Response]:
+    """POST and open a streamed response, raising typed errors for error statuses."""
+    try:
+        async with client.stream("POST", url, json=payload, headers=headers) as response:
+            if response.status_code >= 400:
+                body = await response.aread()
+                raise classify_status(response.status_code, response.headers, body,
+                                      provider=provider, model=model)
+            yield response
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, provider=provider, model=model) from exc
+
+
+class SSEEvent:
+    __slots__ = ("data", "event")
+
+    def __init__(self, event: str, data: str) -> None:
+        self.event = event
+        self.data = data
+
+
+async def iter_sse(response: httpx.Response, *, provider: str,
+                   model: str) -> AsyncIterator[SSEEvent]:
+    """Server-sent events from a streamed response (text/event-stream framing)."""
+    event = ""
+    data: list[str] = []
+    try:
+        async for line in response.aiter_lines():
+            if not line:
+                if data:
+                    yield SSEEvent(event or "message", "\n".join(data))
+                event, data = "", []
+                continue
+            if line.startswith(":"):
+                continue
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "data":
+                data.append(value)
+            elif field == "event":
+                event = value
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, provider=provider, model=model) from exc
+    if data:
+        yield SSEEvent(event or "message", "\n".join(data))
