@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -78,8 +78,16 @@ def error_message(body: bytes) -> str:
 def classify_status(status: int, headers: httpx.Headers, body: bytes, *, provider: str,
                     model: str) -> ProviderError:
     """Turn an HTTP error response into the typed error the runtime reasons about."""
-    message = error_message(body)
     retry_after = parse_retry_after(headers)
+    if retry_after is None and status in (429, 503):
+        retry_after = body_retry_delay(body)
+    return error_for_status(status, error_message(body), provider=provider, model=model,
+                            retry_after=retry_after)
+
+
+def error_for_status(status: int, message: str, *, provider: str, model: str,
+                     retry_after: float | None = None) -> ProviderError:
+    """The typed error for an HTTP status (also used for statuses reported inside a body)."""
     kw: dict[str, Any] = {"provider": provider, "model": model, "status": status,
                           "retry_after": retry_after}
     if status == 429:
@@ -93,6 +101,87 @@ def classify_status(status: int, headers: httpx.Headers, body: bytes, *, provide
     if status == 409:  # conflicts/locks are transient on the providers that use them
         return ProviderUnavailable(message, **kw)
     return BadRequest(message, **kw)
+
+
+def body_retry_delay(body: bytes) -> float | None:
+    """Google's ``RetryInfo.retryDelay`` (``"37s"``) from an error body, when it carries one."""
+    if b"retryDelay" not in body:
+        return None
+    try:
+        data = jiter.from_json(body)
+        if isinstance(data, list) and data:
+            data = data[0]
+        for detail in data["error"]["details"]:
+            delay = detail.get("retryDelay")
+            if isinstance(delay, str) and delay.endswith("s"):
+                return max(0.0, float(delay[:-1]))
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        return None
+    return None
+
+
+# Error ``type``/``status`` names the providers put in error objects (inside a stream or a 200
+# body), mapped to the HTTP status they stand for. Unknown names are treated as a server fault.
+_ERROR_TYPE_STATUS = {
+    "rate_limit_error": 429, "rate_limit_exceeded": 429, "resource_exhausted": 429,
+    "authentication_error": 401, "unauthenticated": 401, "invalid_api_key": 401,
+    "permission_error": 403, "permission_denied": 403,
+    "invalid_request_error": 400, "invalid_argument": 400, "failed_precondition": 400,
+    "not_found_error": 404, "not_found": 404, "request_too_large": 413,
+    "context_length_exceeded": 400,
+    "timeout": 504, "deadline_exceeded": 504,
+    "overloaded_error": 529, "api_error": 500, "server_error": 500, "internal": 500,
+    "unavailable": 503,
+}
+
+
+def error_from_object(error: Any, *, provider: str, model: str) -> ProviderError:
+    """The typed error for an error object a provider sent as data rather than as a status.
+
+    Reads a numeric ``code``/``status`` first, then a ``type``/``status``/``code`` name; an
+    error the provider did not classify is treated as a retryable server fault.
+    """
+    if not isinstance(error, dict):
+        return ProviderUnavailable(f"provider reported an error: {str(error)[:500]}",
+                                   provider=provider, model=model)
+    message = error.get("message")
+    if not isinstance(message, str) or not message:
+        message = str(error)[:500]
+    status: int | None = None
+    for key in ("code", "status"):
+        value = error.get(key)
+        if isinstance(value, int) and 400 <= value <= 599:
+            status = value
+            break
+    if status is None:
+        for key in ("type", "status", "code"):
+            value = error.get(key)
+            if isinstance(value, str) and value.lower() in _ERROR_TYPE_STATUS:
+                status = _ERROR_TYPE_STATUS[value.lower()]
+                break
+    if status is None:
+        return ProviderUnavailable(message, provider=provider, model=model)
+    err = error_for_status(status, message, provider=provider, model=model)
+    err.status = None  # the HTTP status of the response itself was not an error
+    return err
+
+
+def merge_extra(payload: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Merge ``CallRequest.extra`` into a payload; nested dicts merge one level deep, so that
+    ``{"generationConfig": {...}}`` adds to the config the adapter built instead of replacing it."""
+    for key, value in extra.items():
+        current = payload.get(key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            payload[key] = {**current, **value}
+        else:
+            payload[key] = value
+
+
+def redact_secret(exc: ProviderError, secret: str | None) -> None:
+    """Remove an API key from an error's message in place, should a provider echo it back."""
+    if secret and secret in exc.message:
+        exc.message = exc.message.replace(secret, "[REDACTED]")
+        exc.args = (exc.message,)
 
 
 def transport_error(exc: httpx.HTTPError, *, provider: str, model: str) -> ProviderError:
@@ -152,7 +241,7 @@ class SSEEvent:
 
 
 async def iter_sse(response: httpx.Response, *, provider: str,
-                   model: str) -> AsyncIterator[SSEEvent]:
+                   model: str) -> AsyncGenerator[SSEEvent, None]:
     """Server-sent events from a streamed response (text/event-stream framing)."""
     event = ""
     data: list[str] = []
@@ -175,3 +264,18 @@ async def iter_sse(response: httpx.Response, *, provider: str,
         raise transport_error(exc, provider=provider, model=model) from exc
     if data:
         yield SSEEvent(event or "message", "\n".join(data))
+
+
+# Adapters read wire bodies directly (no schema validation on the hot path); any shape they do
+# not expect surfaces as one of these, which they turn into ``MalformedResponse``.
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
+def describe_shape_error(exc: Exception) -> str:
+    """A short account of why a body could not be read, for a ``MalformedResponse``."""
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}"
+    if isinstance(exc, IndexError):
+        return "an empty list where an item was expected"
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first}"

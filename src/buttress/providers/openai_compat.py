@@ -1,0 +1,295 @@
+"""The OpenAI Chat Completions wire format, for every server that speaks it.
+
+OpenAI, vLLM, Ollama, llama.cpp server, OpenRouter and Groq differ only in data: the base URL,
+whether ``stream_options.include_usage`` is accepted, the name of the max-tokens field, how
+structured output is asked for, and any extra finish reasons. Those are constructor arguments.
+
+Unknown finish reasons raise ``MalformedResponse`` naming the value (a server that invents one
+can be taught it with ``finish_reasons={"abort": "error"}``). A stream counts as complete only
+when it ends with ``data: [DONE]``; anything short of that raises ``MalformedResponse``.
+A transport failure mid-stream raises ``ProviderUnavailable``: whether tokens already reached
+the caller (and so whether it becomes ``StreamInterrupted``) is the runtime's knowledge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from typing import Any, Literal
+
+import httpx
+
+from buttress.errors import BadRequest, MalformedResponse, ProviderError
+from buttress.providers.base import Provider
+from buttress.providers.http import (
+    SHAPE_ERRORS,
+    describe_shape_error,
+    error_from_object,
+    iter_sse,
+    merge_extra,
+    open_stream,
+    parse_json,
+    post_json,
+    redact_secret,
+)
+from buttress.types import (
+    CallRequest,
+    Completion,
+    FinishReason,
+    Message,
+    ResponseFormat,
+    StreamChunk,
+    TokenLogprob,
+    ToolCall,
+    ToolCallDelta,
+    TopLogprob,
+    Usage,
+)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+FINISH_REASONS: Mapping[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",  # the legacy functions API
+    "content_filter": "content_filter",
+    "error": "error",  # OpenRouter, alongside an error object
+}
+
+#: how a server is asked for structured output: OpenAI's ``json_schema``; plain ``json_object``;
+#: or ``json_object`` carrying a ``schema`` (llama.cpp server turns it into a grammar)
+StructuredMode = Literal["json_schema", "json_object", "json_object_schema"]
+
+class OpenAICompatProvider(Provider):
+    """Any endpoint that speaks OpenAI's ``POST /chat/completions``."""
+
+    def __init__(self, name: str, *, base_url: str | None, api_key: str | None,
+                 http: httpx.AsyncClient, headers: dict[str, str] | None = None,
+                 include_usage: bool = True, max_tokens_field: str = "max_tokens",
+                 structured_output: StructuredMode = "json_schema",
+                 finish_reasons: Mapping[str, FinishReason] | None = None,
+                 path: str = "/chat/completions") -> None:
+        self.name = name
+        self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + path
+        self._http = http
+        self._secret = api_key
+        self._headers = dict(headers or {})
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self.include_usage = include_usage
+        self.max_tokens_field = max_tokens_field
+        self.structured_output = structured_output
+        self._finish_reasons = {**FINISH_REASONS, **(finish_reasons or {})}
+
+    def __repr__(self) -> str:  # never the key
+        return f"OpenAICompatProvider(name={self.name!r}, url={self.url!r})"
+
+    # -- request -------------------------------------------------------------------------------
+
+    def build_payload(self, request: CallRequest, *, stream: bool = False) -> dict[str, Any]:
+        """The JSON body for ``request``."""
+        payload: dict[str, Any] = {"model": request.model,
+                                   "messages": [_message(m) for m in request.messages]}
+        if request.temperature is not None:
+            payload["temperature"] = request.temperature
+        if request.top_p is not None:
+            payload["top_p"] = request.top_p
+        if request.max_tokens is not None:
+            payload[self.max_tokens_field] = request.max_tokens
+        if request.stop:
+            payload["stop"] = list(request.stop)
+        if request.seed is not None:
+            payload["seed"] = request.seed
+        if request.tools:
+            payload["tools"] = [
+                {"type": "function", "function": {"name": t.name, "description": t.description,
+                                                  "parameters": t.parameters}}
+                for t in request.tools
+            ]
+        if request.tool_choice:
+            payload["tool_choice"] = _tool_choice(request.tool_choice)
+        if request.response_format is not None and request.response_format.type != "text":
+            payload["response_format"] = self._response_format(request.response_format)
+        if request.logprobs:
+            payload["logprobs"] = True
+            if request.top_logprobs is not None:
+                payload["top_logprobs"] = request.top_logprobs
+        if stream:
+            payload["stream"] = True
+            if self.include_usage:
+                payload["stream_options"] = {"include_usage": True}
+        if request.extra:
+            merge_extra(payload, request.extra)
+        return payload
+
+    def _response_format(self, fmt: ResponseFormat) -> dict[str, Any]:
+        if fmt.type == "json_object" or self.structured_output == "json_object":
+            return {"type": "json_object"}
+        if fmt.json_schema is None:
+            raise BadRequest("response_format json_schema needs a schema", provider=self.name)
+        if self.structured_output == "json_object_schema":
+            return {"type": "json_object", "schema": fmt.json_schema}
+        return {"type": "json_schema", "json_schema": {"name": fmt.name, "schema": fmt.json_schema,
+                                                       "strict": fmt.strict}}
+
+    # -- complete ------------------------------------------------------------------------------
+
+    async def complete(self, request: CallRequest) -> Completion:
+        try:
+            data = await post_json(self._http, self.url, self.build_payload(request),
+                                   self._headers, provider=self.name, model=request.model)
+            return self.parse_completion(data, model=request.model)
+        except ProviderError as exc:
+            redact_secret(exc, self._secret)
+            raise
+
+    def parse_completion(self, data: Any, *, model: str) -> Completion:
+        """A ``Completion`` from a decoded chat completion body."""
+        if not isinstance(data, dict):
+            raise MalformedResponse(f"expected a JSON object, got {type(data).__name__}",
+                                    provider=self.name, model=model)
+        if data.get("error"):  # some servers answer 200 with an error object
+            raise error_from_object(data["error"], provider=self.name, model=model)
+        try:
+            choice = data["choices"][0]
+            message = choice["message"]
+            text = message.get("content")
+            finish = self._finish(choice.get("finish_reason"), model)
+            if text is None and message.get("refusal"):
+                text, finish = message["refusal"], "content_filter"
+            return Completion(
+                text=text,
+                tool_calls=tuple(
+                    ToolCall(id=c["id"], name=c["function"]["name"],
+                             arguments=c["function"].get("arguments") or "{}")
+                    for c in message.get("tool_calls") or ()
+                ),
+                finish_reason=finish,
+                usage=_usage(data.get("usage")),
+                model=data.get("model") or "",
+                system_fingerprint=data.get("system_fingerprint"),
+                response_id=data.get("id"),
+                logprobs=_logprobs(choice.get("logprobs")),
+            )
+        except SHAPE_ERRORS as exc:
+            raise MalformedResponse(f"unreadable chat completion: {describe_shape_error(exc)}",
+                                    provider=self.name, model=model) from exc
+
+    def _finish(self, value: Any, model: str) -> FinishReason:
+        reason = self._finish_reasons.get(value) if isinstance(value, str) else None
+        if reason is None:
+            raise MalformedResponse(f"unknown finish_reason {value!r}", provider=self.name,
+                                    model=model)
+        return reason
+
+    # -- stream --------------------------------------------------------------------------------
+
+    async def stream(self, request: CallRequest) -> AsyncIterator[StreamChunk]:
+        model = request.model
+        payload = self.build_payload(request, stream=True)
+        done = False
+        try:
+            async with open_stream(self._http, self.url, payload, self._headers,
+                                   provider=self.name, model=model) as response, \
+                    aclosing(iter_sse(response, provider=self.name, model=model)) as events:
+                async for event in events:
+                    if event.data == "[DONE]":
+                        done = True
+                        break
+                    yield self.parse_chunk(event.data, model=model)
+            if not done:
+                raise MalformedResponse("stream ended before data: [DONE] (truncated)",
+                                        provider=self.name, model=model)
+        except ProviderError as exc:
+            redact_secret(exc, self._secret)
+            raise
+
+    def parse_chunk(self, data: str, *, model: str) -> StreamChunk:
+        """A ``StreamChunk`` from one SSE ``data:`` payload."""
+        obj = parse_json(data.encode(), provider=self.name, model=model, what="stream event")
+        if not isinstance(obj, dict):
+            raise MalformedResponse(f"stream event is not a JSON object: {data[:200]!r}",
+                                    provider=self.name, model=model)
+        if obj.get("error"):
+            raise error_from_object(obj["error"], provider=self.name, model=model)
+        try:
+            text = ""
+            deltas: tuple[ToolCallDelta, ...] = ()
+            finish: FinishReason | None = None
+            logprobs: tuple[TokenLogprob, ...] = ()
+            choices = obj.get("choices")
+            if choices:
+                choice = choices[0]
+                delta = choice.get("delta") or {}
+                text = delta.get("content") or ""
+                raw_calls = delta.get("tool_calls")
+                if raw_calls:
+                    deltas = tuple(_call_delta(i, c) for i, c in enumerate(raw_calls))
+                if choice.get("finish_reason") is not None:
+                    finish = self._finish(choice["finish_reason"], model)
+                if choice.get("logprobs"):
+                    logprobs = _logprobs(choice["logprobs"]) or ()
+            raw_usage = obj.get("usage")
+            return StreamChunk(
+                text=text, tool_calls=deltas, finish_reason=finish,
+                usage=_usage(raw_usage) if raw_usage else None,
+                model=obj.get("model") or None,
+                system_fingerprint=obj.get("system_fingerprint"),
+                response_id=obj.get("id"), logprobs=logprobs,
+            )
+        except SHAPE_ERRORS as exc:
+            raise MalformedResponse(f"unreadable stream chunk: {describe_shape_error(exc)}",
+                                    provider=self.name, model=model) from exc
+
+
+def _message(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in m.tool_calls
+        ]
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    if m.name is not None:
+        out["name"] = m.name
+    return out
+
+
+def _tool_choice(choice: str) -> str | dict[str, Any]:
+    if choice in ("auto", "none", "required"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
+def _call_delta(position: int, raw: dict[str, Any]) -> ToolCallDelta:
+    function = raw.get("function") or {}
+    return ToolCallDelta(index=raw.get("index", position), id=raw.get("id"),
+                         name=function.get("name"), arguments=function.get("arguments") or "")
+
+
+def _usage(raw: Any) -> Usage:
+    if not raw:
+        return Usage()
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    return Usage(
+        prompt_tokens=raw.get("prompt_tokens") or 0,
+        completion_tokens=raw.get("completion_tokens") or 0,
+        cached_tokens=prompt_details.get("cached_tokens") or 0,
+        reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
+    )
+
+
+def _logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
+    content = raw.get("content") if raw else None
+    if content is None:
+        return None
+    return tuple(
+        TokenLogprob(token=t["token"], logprob=t["logprob"],
+                     top=tuple(TopLogprob(token=x["token"], logprob=x["logprob"])
+                               for x in t.get("top_logprobs") or ()))
+        for t in content
+    )
+
