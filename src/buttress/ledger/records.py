@@ -1,0 +1,141 @@
+"""The versioned records the ledger persists: one per call, one per attempt, one per feedback.
+
+Records are plain immutable values. The runtime builds them; the writer redacts and stores them.
+``SCHEMA_VERSION`` is the version of these record shapes and is stored on every call row, so a
+reader can tell which shape a row was written with.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from buttress.types import CallRequest, Usage
+
+SCHEMA_VERSION = 1
+
+CallStatus = Literal["ok", "error", "miss"]
+AttemptKind = Literal["primary", "retry", "fallback", "hedge", "cache"]
+AttemptStatus = Literal["ok", "error", "cancelled"]
+FeedbackSignal = Literal["accepted", "edited", "retried", "rejected", "score"]
+FEEDBACK_SIGNALS: tuple[str, ...] = ("accepted", "edited", "retried", "rejected", "score")
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Validation(Record):
+    """The outcome of checking the output against the feature's contract."""
+
+    outcome: str  # e.g. "passed", "failed", "repaired", "skipped"
+    reasons: tuple[str, ...] = ()
+
+
+class CallRecord(Record):
+    """One call as the application saw it, whatever happened underneath.
+
+    ``cost_usd`` is the total of every attempt (``None`` when the price is unknown);
+    ``cost_saved_usd`` is what a cache hit saved. ``created_at`` is UTC epoch seconds.
+    ``api_key_id`` names a virtual key; it is never the secret itself.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    call_id: str
+    trace_id: str | None = None
+    parent_id: str | None = None
+    feature: str = ""
+    prompt_name: str | None = None
+    prompt_version: str | None = None
+    environment: str | None = None
+    tags: tuple[str, ...] = ()
+    user_id: str | None = None
+    session_id: str | None = None
+    api_key_id: str | None = None
+    provider: str = ""
+    model_requested: str = ""
+    model_served: str | None = None
+    system_fingerprint: str | None = None
+    request: dict[str, Any] = Field(default_factory=dict)
+    output_text: str | None = None
+    output_value: Any = None
+    finish_reason: str | None = None
+    validation: Validation | None = None
+    status: CallStatus = "ok"
+    error_kind: str | None = None
+    error_message: str | None = None
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None
+    cost_saved_usd: float = 0.0
+    cache_hit: bool = False
+    tier: int | None = None
+    confidence: float | None = None
+    created_at: float
+    attempts: int = 0
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
+                     cached_tokens=self.cached_tokens, reasoning_tokens=self.reasoning_tokens)
+
+
+class AttemptRecord(Record):
+    """One attempt against one provider within a call (or a cache lookup that answered it).
+
+    ``attempt_id`` defaults to ``"{call_id}:{index}"`` so re-recording the same attempt is
+    idempotent.
+    """
+
+    attempt_id: str
+    call_id: str
+    index: int
+    kind: AttemptKind = "primary"
+    provider: str = ""
+    model_requested: str = ""
+    model_served: str | None = None
+    status: AttemptStatus = "ok"
+    error_kind: str | None = None
+    error_message: str | None = None
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None
+    started_at: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "attempt_id" not in data and "call_id" in data:
+            data = {**data, "attempt_id": f"{data['call_id']}:{data.get('index', 0)}"}
+        return data
+
+
+class FeedbackRecord(Record):
+    """A downstream signal about a call, recorded any time after it. ``score`` needs a value."""
+
+    feedback_id: str
+    call_id: str
+    signal: FeedbackSignal
+    value: float | None = None
+    comment: str | None = None
+    created_at: float
+
+    @model_validator(mode="after")
+    def _score_has_value(self) -> FeedbackRecord:
+        if self.signal == "score" and self.value is None:
+            raise ValueError("feedback signal 'score' needs a numeric value")
+        return self
+
+
+def request_payload(request: CallRequest) -> dict[str, Any]:
+    """The JSON form of a request as the ledger stores it: messages and the parameters set."""
+    return request.model_dump(mode="json", exclude_defaults=True)

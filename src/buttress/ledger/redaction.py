@@ -1,0 +1,164 @@
+"""Redaction applied to every record before it is persisted (or spilled to disk).
+
+The policy is per feature, for content (request messages, output text and parsed value):
+
+- ``store``: keep content; secrets are still scrubbed.
+- ``redact``: scrub secrets and personal data (emails, phones, cards, SSNs) found by detectors.
+- ``hash``: replace content by ``sha256:<hex>`` of it, so identical content can still be matched.
+- ``drop``: keep no content at all.
+
+Secrets (built-in key patterns and the literal values given, such as provider keys read from the
+environment) are scrubbed from every string in every mode, including parameters, error messages
+and feedback comments: no policy can persist a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+from buttress.errors import ConfigError
+from buttress.ledger.detectors import Detector, LiteralDetector, pii_detectors, secret_detectors
+from buttress.ledger.records import AttemptRecord, CallRecord, FeedbackRecord, Validation
+
+Mode = Literal["store", "redact", "hash", "drop"]
+MODES: tuple[str, ...] = ("store", "redact", "hash", "drop")
+
+_Text = Callable[[str], str | None]
+
+
+def _sha256(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _walk(value: Any, fn: _Text) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: _walk(v, fn) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_walk(v, fn) for v in value]
+    return value
+
+
+class Redactor:
+    """Applies detectors and the per-feature content policy to records.
+
+    ``detectors`` are the personal-data detectors used by ``redact`` (default: emails, phones,
+    cards, SSNs); ``secrets`` are literal values always scrubbed; ``secret_detectors`` the
+    always-on key patterns (default: the built-ins).
+    """
+
+    def __init__(self, *, default: Mode = "redact", features: Mapping[str, Mode] | None = None,
+                 detectors: Sequence[Detector] | None = None, secrets: Iterable[str] = (),
+                 secret_patterns: Sequence[Detector] | None = None) -> None:
+        features = dict(features or {})
+        for name, mode in {"<default>": default, **features}.items():
+            if mode not in MODES:
+                raise ConfigError(f"unknown redaction mode {mode!r}; "
+                                  f"choose one of {', '.join(MODES)}", source="redaction",
+                                  key=name)
+        self.default: Mode = default
+        self.features = features
+        self._secret: list[Detector] = [LiteralDetector(secrets),
+                                        *(secret_detectors() if secret_patterns is None
+                                          else secret_patterns)]
+        self._all: list[Detector] = [*self._secret,
+                                     *(pii_detectors() if detectors is None else detectors)]
+
+    def mode_for(self, feature: str) -> Mode:
+        return self.features.get(feature, self.default)
+
+    # -- text -------------------------------------------------------------------------------
+
+    def scrub(self, text: str, *, personal: bool = True) -> str:
+        """``text`` with secret spans (and personal data when ``personal``) replaced by
+        ``[REDACTED:<label>]``."""
+        detectors = self._all if personal else self._secret
+        spans: list[tuple[int, int, str]] = []
+        for detector in detectors:
+            spans.extend((s, e, detector.label) for s, e in detector.find(text))
+        if not spans:
+            return text
+        spans.sort()
+        out: list[str] = []
+        pos = 0
+        cur_start, cur_end, cur_label = spans[0]
+        for start, end, label in spans[1:]:
+            if start < cur_end:  # overlapping: merge, keeping the first label
+                cur_end = max(cur_end, end)
+                continue
+            out += [text[pos:cur_start], f"[REDACTED:{cur_label}]"]
+            pos = cur_end
+            cur_start, cur_end, cur_label = start, end, label
+        out += [text[pos:cur_start], f"[REDACTED:{cur_label}]", text[cur_end:]]
+        return "".join(out)
+
+    def _content_fn(self, mode: Mode) -> _Text:
+        if mode == "store":
+            return lambda t: self.scrub(t, personal=False)
+        if mode == "redact":
+            return self.scrub
+        if mode == "hash":
+            return _sha256
+        return lambda t: None
+
+    def _meta_fn(self, mode: Mode) -> _Text:
+        # Parameters and error text are not "content", but may quote it.
+        return (lambda t: self.scrub(t, personal=False)) if mode == "store" else self.scrub
+
+    # -- records ----------------------------------------------------------------------------
+
+    def call(self, record: CallRecord) -> CallRecord:
+        mode = self.mode_for(record.feature)
+        content, meta = self._content_fn(mode), self._meta_fn(mode)
+        update: dict[str, Any] = {"request": self._request(record.request, content, meta)}
+        if record.output_text is not None:
+            update["output_text"] = content(record.output_text)
+        if record.output_value is not None:
+            update["output_value"] = self._value(record.output_value, mode, content)
+        if record.error_message is not None:
+            update["error_message"] = meta(record.error_message)
+        if record.validation is not None and record.validation.reasons:
+            update["validation"] = Validation(
+                outcome=record.validation.outcome,
+                reasons=tuple(meta(r) or "" for r in record.validation.reasons))
+        return record.model_copy(update=update)
+
+    def attempt(self, record: AttemptRecord, feature: str = "") -> AttemptRecord:
+        if record.error_message is None:
+            return record
+        message = self._meta_fn(self.mode_for(feature))(record.error_message)
+        return record.model_copy(update={"error_message": message})
+
+    def feedback(self, record: FeedbackRecord) -> FeedbackRecord:
+        if record.comment is None:
+            return record
+        comment = self._content_fn(self.default)(record.comment)
+        return record.model_copy(update={"comment": comment})
+
+    def _request(self, request: dict[str, Any], content: _Text, meta: _Text) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in request.items():
+            if key == "messages" and isinstance(value, list | tuple):
+                out[key] = [self._message(m, content, meta) for m in value]
+            else:
+                out[key] = _walk(value, meta)
+        return out
+
+    @staticmethod
+    def _message(message: Any, content: _Text, meta: _Text) -> Any:
+        if not isinstance(message, dict):
+            return _walk(message, content)
+        return {k: _walk(v, content if k in ("content", "tool_calls") else meta)
+                for k, v in message.items()}
+
+    @staticmethod
+    def _value(value: Any, mode: Mode, content: _Text) -> Any:
+        if mode == "hash":
+            return _sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str))
+        if mode == "drop":
+            return None
+        return _walk(value, content)

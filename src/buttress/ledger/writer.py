@@ -1,0 +1,337 @@
+"""The ledger writer: recording costs the call path an append; a thread does the I/O.
+
+``record_call`` and ``record_feedback`` put an entry on a bounded in-memory queue and return; they
+never touch the store. A background thread wakes when a batch is ready or every
+``flush_interval_s``, redacts the entries and writes each batch in one transaction.
+
+When the queue is full, ``on_full`` decides:
+
+- ``"block"``: the caller waits for space. This CAN stall the caller, event loop included; choose
+  it only where losing a record is worse than waiting.
+- ``"drop"``: the entry is discarded and counted in ``stats.dropped``.
+- ``"spill"``: the entry is redacted and appended to a JSON-lines file in ``spill_dir``, replayed
+  into the store when this writer closes or when a writer next starts on that directory.
+
+Crash bound: a batch is durable once its transaction commits (SQLite WAL survives kill -9).
+A kill -9 loses only what was still queued plus the batch being written: while the writer keeps
+up that is at most ``batch_size`` entries or ``flush_interval_s`` worth of traffic, whichever is
+larger; if the store falls behind it grows to at most ``max_queue + batch_size``. Spilled lines
+are flushed to the OS as they are written and survive a process crash.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ValidationError
+
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.errors import ConfigError, UsageError
+from buttress.ledger.records import (
+    FEEDBACK_SIGNALS,
+    AttemptRecord,
+    CallRecord,
+    FeedbackRecord,
+)
+from buttress.ledger.redaction import Redactor
+from buttress.ledger.spill import Entry, SpillFile, claim, pending_files, read_entries
+from buttress.ledger.store import LedgerStore
+
+log = logging.getLogger("buttress.ledger")
+
+OnFull = Literal["block", "drop", "spill"]
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    """Counts of entries (a call with its attempts, or one feedback)."""
+
+    queued: int  # accepted onto the queue
+    written: int  # committed to the store
+    dropped: int  # discarded: queue full under "drop", or recorded after close
+    spilled: int  # appended to the spill file
+    failed: int  # could not be redacted or written, and could not be spilled
+    replayed: int  # read back from spill files into the store
+    depth: int  # waiting in the queue now
+
+
+class LedgerWriter:
+    def __init__(self, store: LedgerStore, *, max_queue: int = 10_000, batch_size: int = 500,
+                 flush_interval_s: float = 0.05, on_full: OnFull = "block",
+                 spill_dir: str | Path | None = None, redactor: Redactor | None = None,
+                 clock: Clock = SYSTEM_CLOCK, new_id: Callable[[], str] | None = None,
+                 on_commit: Callable[[WriterStats], None] | None = None) -> None:
+        if on_full not in ("block", "drop", "spill"):
+            raise ConfigError(f"unknown on_full policy {on_full!r}; choose block, drop or spill",
+                              source="ledger", key="on_full")
+        if on_full == "spill" and spill_dir is None:
+            raise ConfigError("on_full='spill' needs a spill_dir", source="ledger",
+                              key="spill_dir")
+        if max_queue < 1 or batch_size < 1 or flush_interval_s <= 0:
+            raise ConfigError("max_queue and batch_size must be >= 1 and flush_interval_s > 0",
+                              source="ledger")
+        self.store = store
+        self.max_queue = max_queue
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.on_full: OnFull = on_full
+        self.redactor = redactor if redactor is not None else Redactor()
+        self._clock = clock
+        self._new_id = new_id or (lambda: uuid.uuid4().hex)
+        self._on_commit = on_commit
+        self._spill = SpillFile(Path(spill_dir)) if spill_dir is not None else None
+        self._spill_lock = threading.Lock()
+
+        self._q: collections.deque[Entry] = collections.deque()
+        self._cond = threading.Condition()
+        self._wake = threading.Event()
+        self._blocked = 0
+        self._closed = False
+        self._warned_closed = False
+        self._queued = self._processed = 0
+        self._written = self._dropped = self._spilled = self._failed = self._replayed = 0
+
+        self._thread = threading.Thread(target=self._run, name="buttress-ledger-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    # -- the call path: O(1), no I/O (except "spill" when the queue is full) -----------------
+
+    def record_call(self, call: CallRecord, attempts: Sequence[AttemptRecord] = ()) -> bool:
+        """Queue a call and its attempts. Returns False when the entry was dropped or spilled."""
+        return self._put((call, tuple(attempts)))
+
+    def record_feedback(self, call_id: str, signal: str, value: float | None = None,
+                        comment: str | None = None) -> FeedbackRecord:
+        """Queue a downstream signal about a call (any time after it). Raises ``UsageError``
+        for an unknown signal or a ``score`` without a value."""
+        if signal not in FEEDBACK_SIGNALS:
+            raise UsageError(f"unknown feedback signal {signal!r}; "
+                             f"choose one of {', '.join(FEEDBACK_SIGNALS)}")
+        try:
+            record = FeedbackRecord(feedback_id=self._new_id(), call_id=call_id,
+                                    signal=signal,
+                                    value=value, comment=comment,
+                                    created_at=self._clock.wall())
+        except ValidationError as exc:
+            raise UsageError(f"invalid feedback for call {call_id!r}: "
+                             f"{exc.errors()[0]['msg']}") from exc
+        self._put(record)
+        return record
+
+    def _put(self, entry: Entry) -> bool:
+        with self._cond:
+            if self._closed:
+                self._dropped += 1
+                warn, self._warned_closed = not self._warned_closed, True
+                if warn:
+                    log.warning("ledger writer is closed; dropping records recorded after close")
+                return False
+            if len(self._q) < self.max_queue:
+                self._q.append(entry)
+                self._queued += 1
+                if len(self._q) == self.batch_size:
+                    self._wake.set()
+                return True
+            if self.on_full == "drop":
+                self._dropped += 1
+                return False
+            if self.on_full == "block":
+                return self._wait_and_put(entry)
+        self._spill_entries([entry])  # outside the lock: it is file I/O
+        return False
+
+    def _wait_and_put(self, entry: Entry) -> bool:
+        # Called holding self._cond.
+        self._blocked += 1
+        self._wake.set()
+        self._cond.wait_for(lambda: len(self._q) < self.max_queue or self._closed
+                            or not self._thread.is_alive())
+        self._blocked -= 1
+        if self._closed or not self._thread.is_alive():
+            self._dropped += 1
+            return False
+        self._q.append(entry)
+        self._queued += 1
+        return True
+
+    # -- control ----------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> WriterStats:
+        with self._cond:
+            return self._stats()
+
+    def _stats(self) -> WriterStats:
+        return WriterStats(queued=self._queued, written=self._written, dropped=self._dropped,
+                           spilled=self._spilled, failed=self._failed, replayed=self._replayed,
+                           depth=len(self._q))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued before this call is written (or failed). Blocking: call
+        it from a thread or at shutdown, not on the event loop. Returns False on timeout."""
+        with self._cond:
+            target = self._queued
+        self._wake.set()
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._processed >= target or not self._thread.is_alive(), timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write everything queued, replay this writer's spill file, and stop. Idempotent.
+        Does not close the store, which the writer does not own."""
+        with self._cond:
+            if self._closed:
+                already = True
+            else:
+                already = False
+                self._closed = True
+                self._cond.notify_all()
+        self._wake.set()
+        self._thread.join(timeout)
+        if already:
+            return
+        if self._spill is not None and self._spill.used:
+            with self._spill_lock:
+                self._spill.close()
+                self._replay(self._spill.path, locked=False)
+
+    def __enter__(self) -> LedgerWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        if self._spill is not None:
+            for path in pending_files(self._spill.directory, exclude=self._spill.path):
+                self._replay(path, locked=True)
+        while True:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            while True:
+                with self._cond:
+                    n = min(self.batch_size, len(self._q))
+                    batch = [self._q.popleft() for _ in range(n)]
+                    if n and self._blocked:
+                        self._cond.notify_all()
+                    closing = self._closed
+                if not batch:
+                    break
+                self._write(batch)
+            if closing:
+                with self._cond:
+                    if not self._q:
+                        self._cond.notify_all()
+                        return
+
+    def _write(self, batch: list[Entry]) -> None:
+        calls: list[CallRecord] = []
+        attempts: list[AttemptRecord] = []
+        feedback: list[FeedbackRecord] = []
+        clean: list[Entry] = []
+        bad = 0
+        for entry in batch:
+            try:
+                if isinstance(entry, FeedbackRecord):
+                    fb = self.redactor.feedback(entry)
+                    feedback.append(fb)
+                    clean.append(fb)
+                else:
+                    call = self.redactor.call(entry[0])
+                    tries = tuple(self.redactor.attempt(a, call.feature) for a in entry[1])
+                    calls.append(call)
+                    attempts.extend(tries)
+                    clean.append((call, tries))
+            except Exception:
+                # Never let one odd record (or a custom detector's bug) sink its batch.
+                log.exception("ledger: could not redact a record; it is not stored")
+                bad += 1
+        written = spilled = failed = 0
+        try:
+            self.store.write(calls, attempts, feedback)
+            written = len(clean)
+        except Exception as exc:
+            log.error("ledger: writing %d records failed: %s: %s", len(clean),
+                      type(exc).__name__, exc)
+            if self._spill is not None and self._spill_entries(clean, count=False):
+                spilled = len(clean)
+            else:
+                failed = len(clean)
+        with self._cond:
+            self._written += written
+            self._spilled += spilled
+            self._failed += failed + bad
+            self._processed += len(batch)
+            stats = self._stats()
+            self._cond.notify_all()
+        if written and self._on_commit is not None:
+            try:
+                self._on_commit(stats)
+            except Exception:
+                log.exception("ledger: on_commit callback failed")
+
+    def _spill_entries(self, entries: list[Entry], *, count: bool = True) -> bool:
+        assert self._spill is not None
+        try:
+            if count:  # from the call path: not yet redacted
+                entries = [self._redact(e) for e in entries]
+            with self._spill_lock:
+                self._spill.append(entries)
+        except Exception:
+            log.exception("ledger: spilling %d records failed", len(entries))
+            with self._cond:
+                self._failed += len(entries) if count else 0
+            return False
+        if count:
+            with self._cond:
+                self._spilled += len(entries)
+        return True
+
+    def _redact(self, entry: Entry) -> Entry:
+        if isinstance(entry, FeedbackRecord):
+            return self.redactor.feedback(entry)
+        call = self.redactor.call(entry[0])
+        return call, tuple(self.redactor.attempt(a, call.feature) for a in entry[1])
+
+    def _replay(self, path: Path, *, locked: bool) -> None:
+        """Write a spill file's entries to the store, then delete it. ``locked``: take the
+        file's lock first, skipping it when another live writer holds it."""
+        with claim(path) if locked else _always() as ours:
+            if not ours:
+                return
+            try:
+                entries, bad = read_entries(path)
+                for start in range(0, len(entries), self.batch_size):
+                    chunk = entries[start:start + self.batch_size]
+                    self.store.write(
+                        [e[0] for e in chunk if not isinstance(e, FeedbackRecord)],
+                        [a for e in chunk if not isinstance(e, FeedbackRecord) for a in e[1]],
+                        [e for e in chunk if isinstance(e, FeedbackRecord)])
+                path.unlink(missing_ok=True)
+            except Exception as exc:
+                log.error("ledger: replaying spill file %s failed (kept for the next start): "
+                          "%s: %s", path, type(exc).__name__, exc)
+                return
+            if bad:
+                log.warning("ledger: %d unreadable line(s) skipped in spill file %s", bad, path)
+            with self._cond:
+                self._replayed += len(entries)
+                self._failed += bad
+
+
+class _always:
+    def __enter__(self) -> bool:
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        return None
