@@ -78,6 +78,9 @@ def error_message(body: bytes) -> str:
 def classify_status(status: int, headers: httpx.Headers, body: bytes, *, provider: str,
                     model: str) -> ProviderError:
     """Turn an HTTP error response into the typed error the runtime reasons about."""
+    if status == 400 and b"API_KEY_INVALID" in body:  # Gemini answers a bad key with a 400
+        return AuthenticationError(error_message(body), provider=provider, model=model,
+                                   status=status)
     retry_after = parse_retry_after(headers)
     if retry_after is None and status in (429, 503):
         retry_after = body_retry_delay(body)
