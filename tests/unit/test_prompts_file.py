@@ -108,7 +108,7 @@ def test_sandbox_refuses_unsafe_attribute_access() -> None:
 
 
 def test_sandbox_is_immutable() -> None:
-    with pytest.raises(ConfigError, match="prompts/triage.md:2"):
+    with pytest.raises(ConfigError, match=r"prompts/triage\.md:2"):
         make("x\n{{ items.append(1) }}\n").render(items=[])
 
 
@@ -127,7 +127,8 @@ def test_unclosed_block_across_sections_is_a_syntax_error() -> None:
 def test_bad_yaml_names_file_line() -> None:
     exc = error_of("---\ndescription: ok\nmodel: [a, b\n---\nbody\n")
     assert exc.source == "prompts/triage.md"
-    assert exc.line is not None and 3 <= exc.line <= 4
+    assert exc.line is not None
+    assert 3 <= exc.line <= 4
     assert "YAML" in exc.problem
 
 
