@@ -365,3 +365,13 @@ async def test_error_status_on_stream_is_classified(wire: Wire) -> None:
     wire.reply(httpx.Response(503, json={"error": {"message": "overloaded"}}))
     with pytest.raises(ProviderUnavailable, match="overloaded"):
         [c async for c in provider(wire).stream(request())]
+
+
+async def test_consumer_may_stop_early(wire: Wire) -> None:
+    wire.reply(sse_response(chunk({"content": "a"}), chunk({"content": "b"}),
+                            chunk({}, finish="stop"), "[DONE]"))
+    stream = provider(wire).stream(request())
+    async for first in stream:
+        assert first.text == "a"
+        break
+    await stream.aclose()  # type: ignore[attr-defined]
