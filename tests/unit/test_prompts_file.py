@@ -112,6 +112,17 @@ def test_sandbox_is_immutable() -> None:
         make("x\n{{ items.append(1) }}\n").render(items=[])
 
 
+@pytest.mark.parametrize("expression", ["'a' * 10000000", "[1] * 10000000", "7 ** 100000"])
+def test_sandbox_refuses_huge_values(expression: str) -> None:
+    with pytest.raises(ConfigError, match=r"larger than|more than") as caught:
+        make("---\n---\n{{ " + expression + " }}\n").render()
+    assert caught.value.line == 3
+
+
+def test_small_repetition_still_works() -> None:
+    assert make("{{ '-' * 3 }}{{ 2 ** 3 }}\n").render() == (Message.user("---8"),)
+
+
 def test_jinja_syntax_error_names_file_line() -> None:
     exc = error_of("---\ndescription: d\n---\n[user]\nfine\n{% if %}\n")
     assert (exc.source, exc.line) == ("prompts/triage.md", 6)

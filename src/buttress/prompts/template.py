@@ -3,7 +3,8 @@
 Lines that are exactly ``[system]``, ``[user]`` or ``[assistant]`` start a message of that role;
 a body without markers is one user message. Sections are split *before* rendering, so a variable's
 value can never forge a role marker. Each section is compiled on its own, padded with newlines so
-that Jinja's line numbers are the prompt file's line numbers.
+that Jinja's line numbers are the prompt file's line numbers. Text before the first marker is an
+error (a ``{# comment #}`` is fine); a section that renders empty is dropped.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from buttress.errors import ConfigError
@@ -24,10 +28,30 @@ ROLE_MARKERS: dict[str, Role] = {"[system]": "system", "[user]": "user",
 _COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
 
 
+MAX_REPEAT = 100_000  # longest string or list that ``*`` may build; as Jinja's MAX_RANGE
+MAX_EXPONENT = 1_000
+
+
+class PromptEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, also refusing ``*`` and ``**`` that would build huge values."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                if isinstance(sequence, str | list | tuple) and isinstance(count, int) \
+                        and len(sequence) * count > MAX_REPEAT:
+                    raise SecurityError(f"repetition would build more than {MAX_REPEAT} items")
+        return super().call_binop(context, operator, left, right)
+
+
 def make_environment() -> ImmutableSandboxedEnvironment:
     """The Jinja environment prompts render in: sandboxed, undefined variables are errors."""
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                         trim_blocks=True, lstrip_blocks=True)
+    return PromptEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True,
+                             lstrip_blocks=True)
 
 
 @dataclass(frozen=True, slots=True)
