@@ -3,7 +3,7 @@
 ::
 
     ButtressError
-    ├── ConfigError                 bad buttress.toml, prompt file or dataset (names file, key, problem)
+    ├── ConfigError                 bad config, prompt file or dataset (names file, key, problem)
     ├── UsageError                  the caller misused the API
     ├── ProviderError               one attempt against one provider failed (adapters raise these)
     │   ├── RateLimited             429; retryable, may carry retry_after
@@ -62,6 +62,9 @@ class ProviderError(ButtressError):
     """
 
     retryable: bool = False
+    #: whether another provider or model may succeed where this one failed. Retryable errors
+    #: and credential errors fall back; a bad request would be just as bad elsewhere.
+    fallback: bool | None = None
     kind: str = "provider_error"
 
     def __init__(self, message: str, *, provider: str = "", model: str = "",
@@ -75,6 +78,10 @@ class ProviderError(ButtressError):
         if retryable is not None:
             self.retryable = retryable
         super().__init__(message)
+
+    @property
+    def falls_back(self) -> bool:
+        return self.retryable if self.fallback is None else self.fallback
 
     def __str__(self) -> str:
         where = "/".join(p for p in (self.provider, self.model) if p)
@@ -119,6 +126,7 @@ class StreamInterrupted(ProviderError):
 
 class AuthenticationError(ProviderError):
     retryable = False
+    fallback = True
     kind = "auth"
 
 
@@ -168,7 +176,7 @@ class DeadlineExceeded(ButtressError):
                          "failed attempt(s)")
 
 
-class AllAttemptsFailed(ButtressError, ExceptionGroup):  # type: ignore[misc]
+class AllAttemptsFailed(ButtressError, ExceptionGroup):
     """Every attempt down the fallback chain failed; ``exceptions`` holds them in order."""
 
     kind = "all_attempts_failed"

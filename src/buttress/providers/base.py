@@ -6,8 +6,15 @@ import abc
 from collections.abc import AsyncIterator, Iterable
 
 from buttress.errors import MalformedResponse
-from buttress.types import CallRequest, Completion, FinishReason, StreamChunk, TokenLogprob, \
-    ToolCall, Usage
+from buttress.types import (
+    CallRequest,
+    Completion,
+    FinishReason,
+    StreamChunk,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
 
 
 class Provider(abc.ABC):
@@ -28,7 +35,7 @@ class Provider(abc.ABC):
         completion = await self.complete(request)
         yield completion_chunk(completion)
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (optional hook, empty by default)
         """Release resources the provider owns (not a shared HTTP client it was given)."""
 
 

@@ -1,0 +1,195 @@
+"""``buttress.toml``: providers, model aliases, features and policies, typed and immutable.
+
+Secrets never live in the file: a provider names the environment variable that holds its key
+(``api_key_env``), and only the edge (CLI, server, ``Client.from_config``) reads it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from buttress.errors import ConfigError
+from buttress.runtime.policy import Policy
+from buttress.testing.chaos import ChaosSettings
+
+ProviderType = Literal["openai", "anthropic", "gemini", "local", "fake"]
+
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FakeReplyConfig(Strict):
+    text: str = ""
+    delay_ms: float = 0
+    error: Literal["rate_limit", "server_error", "timeout", "auth", "bad_request"] | None = None
+
+
+class ProviderConfig(Strict):
+    type: ProviderType
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="environment variable holding the key")
+    headers: dict[str, str] = Field(default_factory=dict)
+    max_concurrency: int | None = Field(None, ge=1)
+    stream_usage: bool = Field(True, description="ask for usage in streams (OpenAI format)")
+    # local llama.cpp
+    model_path: str | None = None
+    n_ctx: int = Field(2048, ge=128)
+    n_threads: int | None = Field(None, ge=1)
+    # fake
+    replies: tuple[FakeReplyConfig, ...] = ()
+    chaos: ChaosSettings | None = None
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> ProviderConfig:
+        if self.type != "local" and self.model_path is not None:
+            raise ValueError("model_path applies only to type = 'local'")
+        if self.type != "fake" and self.replies:
+            raise ValueError("replies applies only to type = 'fake'")
+        if self.type in ("local", "fake") and self.api_key_env:
+            raise ValueError(f"a {self.type} provider takes no api_key_env")
+        return self
+
+
+class ModelConfig(Strict):
+    """An alias: a provider and the provider's own model name."""
+
+    provider: str
+    model: str
+
+
+class FeatureConfig(Strict):
+    prompt: str | None = Field(None, description="name of a prompt in prompts/")
+    models: tuple[str, ...] = Field(min_length=1, description="aliases in fallback order")
+    policy: dict[str, Any] = Field(default_factory=dict, description="overrides of [policy]")
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+
+class LedgerConfig(Strict):
+    enabled: bool = True
+    url: str = Field("sqlite:///.buttress/ledger.db",
+                     description="sqlite:///PATH (relative to the project) or postgresql://...")
+    redact: Literal["store", "redact", "hash", "drop"] = "redact"
+
+
+class Config(Strict):
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    features: dict[str, FeatureConfig] = Field(default_factory=dict)
+    policy: Policy = Policy()
+    ledger: LedgerConfig = LedgerConfig()
+    environment: Literal["development", "staging", "production"] = "development"
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        for alias, model in self.models.items():
+            if model.provider not in self.providers:
+                raise _RefError(f"models.{alias}.provider",
+                                f"unknown provider {model.provider!r}; defined: "
+                                f"{_names(self.providers)}")
+        for name, feature in self.features.items():
+            for i, alias in enumerate(feature.models):
+                if alias not in self.models:
+                    raise _RefError(f"features.{name}.models[{i}]",
+                                    f"unknown model alias {alias!r}; defined: "
+                                    f"{_names(self.models)}")
+            try:
+                self.policy.merged(feature.policy)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                raise _RefError(f"features.{name}.policy.{_loc(err['loc'])}",
+                                err["msg"]) from None
+        return self
+
+    def feature_policy(self, feature: str) -> Policy:
+        return self.policy.merged(self.features[feature].policy)
+
+    def pinning_warnings(self) -> list[str]:
+        """Configured models that are floating aliases rather than dated snapshots."""
+        out = []
+        for alias, model in self.models.items():
+            kind = self.providers[model.provider].type
+            if kind in ("local", "fake"):
+                continue
+            if is_floating(model.model):
+                out.append(f"models.{alias}: {model.model!r} is a floating alias; the provider "
+                           "may change what it serves without notice. Pin a dated snapshot.")
+        return out
+
+
+class _RefError(ValueError):
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(problem)
+
+
+_SNAPSHOT = re.compile(r"(\d{4}-?\d{2}-?\d{2}|-\d{3,4}$|@\d|-v\d+(\.\d+)*(:\d+)?$|:\d+$)")
+
+
+def is_floating(model: str) -> bool:
+    """True when ``model`` names a moving target (``gpt-4o``, ``claude-3-5-sonnet-latest``)."""
+    if model.endswith(("latest", "-preview")):
+        return True
+    return _SNAPSHOT.search(model) is None
+
+
+def _names(d: dict[str, Any]) -> str:
+    return ", ".join(sorted(d)) or "none"
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_config(text: str, source: str = "buttress.toml") -> Config:
+    """Parse and validate config text; every problem names ``source``, the key and the issue."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ConfigError(f"not valid TOML: {exc}", source=source, line=line) from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        for err in errors:
+            ctx = err.get("ctx") or {}
+            cause = ctx.get("error")
+            if isinstance(cause, _RefError):
+                raise ConfigError(cause.problem, source=source, key=cause.key) from None
+        err = errors[0]
+        key = _loc(err["loc"])
+        problem = err["msg"]
+        if err["type"] == "extra_forbidden":
+            problem = "unknown key"
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ConfigError(problem + more, source=source, key=key or None) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and parse a ``buttress.toml`` file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found (run `buttress init` to create one)",
+                          source=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", source=str(path)) from None
+    return parse_config(text, source=str(path))

@@ -1,0 +1,236 @@
+"""Deadline, fallback chain, retries, breaker, concurrency limit, attempt timeout and hedging.
+
+The executor is generic over what one attempt produces: a ``Completion`` for a plain call, an
+opened stream (first token in hand) for a streamed one. Every policy therefore treats "a stream
+that fails before its first token" exactly like a failed plain call: it is retried, it falls back.
+
+Order of the wrappers around one attempt, outermost first::
+
+    deadline ▸ fallback ▸ retry with backoff ▸ breaker ▸ hedge ▸ limit ▸ timeout ▸ attempt
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from buttress.clock import Clock
+from buttress.errors import (
+    AllAttemptsFailed,
+    CircuitOpen,
+    DeadlineExceeded,
+    ProviderError,
+    ProviderTimeout,
+)
+from buttress.runtime.backoff import retry_delay
+from buttress.runtime.breaker import BreakerBoard, CircuitBreaker
+from buttress.runtime.result import Attempt, AttemptClock, AttemptKind, Call, Target
+
+T = TypeVar("T")
+
+AttemptFn = Callable[[Target, AttemptClock], Awaitable[T]]
+
+
+@dataclass(slots=True)
+class Won(Generic[T]):
+    """The attempt that succeeded, with what the caller must settle when it is done with it."""
+
+    value: T
+    clock: AttemptClock
+    breaker: CircuitBreaker
+    release: Callable[[], None]
+
+
+class Limits:
+    """Per-provider concurrency limits (a provider without a limit is unlimited)."""
+
+    def __init__(self, limits: Mapping[str, int]) -> None:
+        self._sems = {name: asyncio.Semaphore(n) for name, n in limits.items() if n}
+
+    def get(self, provider: str) -> asyncio.Semaphore | None:
+        return self._sems.get(provider)
+
+
+def _noop() -> None:
+    return None
+
+
+class Executor:
+    def __init__(self, *, breakers: BreakerBoard, limits: Limits, clock: Clock,
+                 rng: random.Random) -> None:
+        self.breakers = breakers
+        self.limits = limits
+        self.clock = clock
+        self.rng = rng
+
+    async def run(self, call: Call, fn: AttemptFn[T], attempts: list[Attempt], *,
+                  first_byte_timeout: float | None = None,
+                  discard: Callable[[T], Awaitable[None]] | None = None) -> Won[T]:
+        """Run ``fn`` down the fallback chain until one attempt succeeds.
+
+        Failed and cancelled attempts are appended to ``attempts``; the winner is returned for
+        the caller to finish (a stream ends later). Raises ``DeadlineExceeded``,
+        ``AllAttemptsFailed`` or a non-retryable ``ProviderError`` as it is.
+        """
+        policy = call.policy
+        start = self.clock.now()
+        deadline = start + policy.deadline_s
+        errors: list[Exception] = []
+        counter = _Counter()
+        try:
+            async with asyncio.timeout(policy.deadline_s):
+                for position, target in enumerate(call.targets):
+                    breaker = self.breakers.get(target.provider, target.model,
+                                                failures=policy.breaker_failures,
+                                                cooldown_s=policy.breaker_cooldown_s)
+                    retry = 0
+                    while True:
+                        kind: AttemptKind = ("retry" if retry else
+                                             "fallback" if position else "primary")
+                        try:
+                            breaker.acquire()
+                        except CircuitOpen as exc:
+                            errors.append(exc)
+                            attempts.append(self._clock_for(counter, kind, target).finish(
+                                self.clock.now(), "error", exc))
+                            break
+                        try:
+                            return await self._maybe_hedged(
+                                call, target, kind, fn, breaker, deadline, attempts, counter,
+                                first_byte_timeout, discard)
+                        except ProviderError as exc:
+                            errors.append(exc)
+                            if not exc.falls_back:
+                                raise
+                            if not exc.retryable or retry >= policy.max_retries:
+                                break
+                            if exc.retry_after is not None and \
+                                    exc.retry_after > policy.retry_after_max_s:
+                                break  # waiting that long is worse than the next model
+                            delay = retry_delay(retry, policy, self.rng, exc.retry_after)
+                            if self.clock.now() + delay >= deadline:
+                                break
+                            await self.clock.sleep(delay)
+                            retry += 1
+                raise AllAttemptsFailed(
+                    f"all {len(errors)} attempt(s) across {len(call.targets)} model(s) failed",
+                    errors)
+        except TimeoutError as exc:
+            raise DeadlineExceeded(policy.deadline_s, errors) from exc
+
+    def _clock_for(self, counter: _Counter, kind: AttemptKind, target: Target) -> AttemptClock:
+        return AttemptClock(index=counter.next(), kind=kind, target=target,
+                            started_at=self.clock.wall(), started=self.clock.now())
+
+    async def _maybe_hedged(self, call: Call, target: Target, kind: AttemptKind,
+                            fn: AttemptFn[T], breaker: CircuitBreaker, deadline: float,
+                            attempts: list[Attempt], counter: _Counter,
+                            first_byte_timeout: float | None,
+                            discard: Callable[[T], Awaitable[None]] | None) -> Won[T]:
+        def one(k: AttemptKind) -> Awaitable[Won[T]]:
+            return self._attempt(call, target, k, fn, breaker, deadline, attempts, counter,
+                                 first_byte_timeout)
+
+        hedge_after = call.policy.hedge_after_s
+        if hedge_after is None:
+            return await one(kind)
+        first = asyncio.ensure_future(one(kind))
+        pending: set[asyncio.Future[Won[T]]] = {first}
+        try:
+            done, _ = await asyncio.wait(pending, timeout=hedge_after)
+            if done:
+                return first.result()
+            try:
+                breaker.acquire()  # a half-open breaker allows no second probe
+                pending.add(asyncio.ensure_future(one("hedge")))
+            except CircuitOpen:
+                pass
+            failure: BaseException | None = None
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                winners = [f for f in done if f.exception() is None]
+                for f in done:
+                    if f.exception() is not None:
+                        failure = f.exception()
+                if winners:
+                    for extra in winners[1:]:  # both finished in the same tick: keep one
+                        won = extra.result()
+                        won.release()
+                        won.breaker.record_success()
+                        attempts.append(won.clock.finish(self.clock.now(), "ok"))
+                        if discard is not None:
+                            await discard(won.value)
+                    return winners[0].result()
+            assert failure is not None
+            raise failure
+        finally:
+            for f in pending:
+                f.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _attempt(self, call: Call, target: Target, kind: AttemptKind, fn: AttemptFn[T],
+                       breaker: CircuitBreaker, deadline: float, attempts: list[Attempt],
+                       counter: _Counter, first_byte_timeout: float | None) -> Won[T]:
+        clock = self._clock_for(counter, kind, target)
+        limit = self.limits.get(target.provider)
+        timeout = first_byte_timeout or call.policy.attempt_timeout_s
+        timeout = min(timeout, max(0.0, deadline - self.clock.now()))
+        acquired = False
+        try:
+            if limit is not None:
+                await limit.acquire()
+                acquired = True
+            try:
+                async with asyncio.timeout(timeout) as scope:
+                    value = await fn(target, clock)
+            except TimeoutError as exc:
+                if not scope.expired():
+                    raise
+                what = "time to first token" if first_byte_timeout else "attempt"
+                raise ProviderTimeout(f"{what} exceeded {timeout:.3f}s",
+                                      provider=target.provider, model=target.model) from exc
+        except ProviderError as exc:
+            if acquired and limit is not None:
+                limit.release()
+            breaker.record_failure()
+            attempts.append(clock.finish(self.clock.now(), "error", exc))
+            raise
+        except BaseException as exc:
+            if acquired and limit is not None:
+                limit.release()
+            breaker.record_abandoned()
+            attempts.append(clock.finish(self.clock.now(), "cancelled",
+                                         exc if isinstance(exc, Exception) else None))
+            raise
+        release = limit.release if acquired and limit is not None else _noop
+        return Won(value=value, clock=clock, breaker=breaker, release=_once(release))
+
+
+class _Counter:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def next(self) -> int:
+        self.value += 1
+        return self.value - 1
+
+
+def _once(fn: Callable[[], None]) -> Callable[[], None]:
+    done = False
+
+    def call() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            fn()
+
+    return call
+
+
+__all__ = ["DeadlineExceeded", "Executor", "Limits", "Won"]

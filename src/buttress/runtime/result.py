@@ -1,0 +1,131 @@
+"""What a call was asked to do (``Call``), what each attempt did, and what came back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import Field
+
+from buttress.errors import error_kind
+from buttress.runtime.policy import Policy
+from buttress.types import CallRequest, Completion, FinishReason, ToolCall, Usage, Value
+
+AttemptKind = Literal["primary", "retry", "fallback", "hedge", "cache"]
+AttemptStatus = Literal["ok", "error", "cancelled"]
+
+
+class Target(Value):
+    """One step of a fallback chain: a configured provider and the provider's model name."""
+
+    provider: str
+    model: str
+    alias: str = ""  # the configured alias, for display
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+class Call(Value):
+    """Everything the runtime needs for one call. The request's ``model`` is replaced per target."""
+
+    request: CallRequest
+    targets: tuple[Target, ...]
+    policy: Policy = Policy()
+    call_id: str
+    trace_id: str
+    parent_id: str | None = None
+    feature: str | None = None
+    prompt_name: str | None = None
+    prompt_version: str | None = None
+    environment: str = "development"
+    tags: tuple[str, ...] = ()
+    user_id: str | None = None
+    session_id: str | None = None
+    key_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Attempt(Value):
+    """One try against one target, in the order they started."""
+
+    index: int
+    kind: AttemptKind
+    provider: str
+    model: str
+    started_at: float
+    latency_s: float
+    ttft_s: float | None = None
+    status: AttemptStatus
+    error_kind: str | None = None
+    error: str | None = None
+    model_served: str | None = None
+    usage: Usage = Usage()
+
+
+@dataclass(slots=True)
+class AttemptClock:
+    """A running attempt, mutable until it ends; becomes an ``Attempt``."""
+
+    index: int
+    kind: AttemptKind
+    target: Target
+    started_at: float  # wall clock
+    started: float  # monotonic
+    ttft_s: float | None = None
+    usage: Usage = field(default_factory=Usage)
+    model_served: str | None = None
+
+    def finish(self, now: float, status: AttemptStatus,
+               error: BaseException | None = None) -> Attempt:
+        return Attempt(
+            index=self.index, kind=self.kind, provider=self.target.provider,
+            model=self.target.model, started_at=self.started_at,
+            latency_s=max(0.0, now - self.started), ttft_s=self.ttft_s, status=status,
+            error_kind=error_kind(error) if error is not None else None,
+            error=str(error) if error is not None else None,
+            model_served=self.model_served, usage=self.usage,
+        )
+
+
+class CallResult(Value):
+    """A successful call: the completion, where it came from and what it took."""
+
+    call_id: str
+    trace_id: str
+    feature: str | None = None
+    prompt_name: str | None = None
+    prompt_version: str | None = None
+    completion: Completion
+    provider: str
+    model_requested: str
+    model_served: str
+    attempts: tuple[Attempt, ...]
+    latency_s: float
+    ttft_s: float | None = None
+    cost_usd: float | None = None
+    cache_hit: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.completion.text or ""
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return self.completion.tool_calls
+
+    @property
+    def finish_reason(self) -> FinishReason:
+        return self.completion.finish_reason
+
+    @property
+    def usage(self) -> Usage:
+        return self.completion.usage
+
+    @property
+    def total_usage(self) -> Usage:
+        """Tokens across every attempt, the ones that failed or lost a hedge included."""
+        total = Usage()
+        for attempt in self.attempts:
+            total = total + attempt.usage
+        return total

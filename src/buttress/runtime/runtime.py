@@ -1,0 +1,118 @@
+"""The runtime: one call, plain or streamed, through hooks and the executor to a provider."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.errors import UsageError
+from buttress.providers.base import Provider
+from buttress.runtime.breaker import BreakerBoard
+from buttress.runtime.executor import Executor, Limits, Won
+from buttress.runtime.hooks import CallHook, Outcome, run_after, run_before
+from buttress.runtime.result import Attempt, AttemptClock, Call, CallResult, Target
+from buttress.types import Completion, Usage
+
+if TYPE_CHECKING:
+    from buttress.runtime.streaming import CallStream
+
+PriceFn = Callable[[str, str, Usage], float | None]
+"""(provider name, model, usage) -> cost in USD, or None when the price is unknown."""
+
+
+class Runtime:
+    """Executes calls against named providers. Shared by the Python client and the gateway."""
+
+    def __init__(self, providers: Mapping[str, Provider], *,
+                 concurrency: Mapping[str, int] | None = None,
+                 hooks: Sequence[CallHook] = (), clock: Clock = SYSTEM_CLOCK,
+                 rng: random.Random | None = None, price: PriceFn | None = None) -> None:
+        self.providers = dict(providers)
+        self.hooks = tuple(hooks)
+        self.clock = clock
+        self.price = price
+        self.breakers = BreakerBoard(clock)
+        self.executor = Executor(breakers=self.breakers, limits=Limits(concurrency or {}),
+                                 clock=clock, rng=rng or random.Random())
+
+    def provider(self, name: str) -> Provider:
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise UsageError(f"no provider named {name!r}; configured: "
+                             f"{', '.join(sorted(self.providers)) or 'none'}") from None
+
+    async def complete(self, call: Call) -> CallResult:
+        """Run a call to completion. Raises the typed errors of ``buttress.errors``."""
+        start = self.clock.now()
+        attempts: list[Attempt] = []
+        for target in call.targets:
+            self.provider(target.provider)
+
+        async def attempt(target: Target, clock: AttemptClock) -> Completion:
+            provider = self.providers[target.provider]
+            completion = await provider.complete(call.request.with_model(target.model))
+            clock.usage = completion.usage
+            clock.model_served = completion.model or target.model
+            return completion
+
+        try:
+            await run_before(self.hooks, call)
+            won = await self.executor.run(call, attempt, attempts)
+        except BaseException as exc:
+            await run_after(self.hooks, self.outcome_failed(call, exc, attempts, start))
+            raise
+        won.release()
+        won.breaker.record_success()
+        result = self.finish(call, won, won.value, attempts, start)
+        await run_after(self.hooks, Outcome(call, result, None, result.attempts,
+                                            result.latency_s, result.ttft_s))
+        return result
+
+    def stream(self, call: Call) -> CallStream:
+        """Open a streamed call; iterate it for chunks, then read ``.result``."""
+        from buttress.runtime.streaming import CallStream
+
+        return CallStream(self, call)
+
+    # Shared by plain and streamed calls.
+
+    def cost(self, provider: str, model: str, usage: Usage) -> float | None:
+        return self.price(provider, model, usage) if self.price is not None else None
+
+    def finish(self, call: Call, won: Won[Any], completion: Completion,
+               attempts: list[Attempt], start: float, ttft_s: float | None = None) -> CallResult:
+        now = self.clock.now()
+        attempts.append(won.clock.finish(now, "ok"))
+        attempts.sort(key=lambda a: a.index)
+        target = won.clock.target
+        return CallResult(
+            call_id=call.call_id, trace_id=call.trace_id, feature=call.feature,
+            prompt_name=call.prompt_name, prompt_version=call.prompt_version,
+            completion=completion, provider=target.provider, model_requested=target.model,
+            model_served=completion.model or target.model, attempts=tuple(attempts),
+            latency_s=now - start, ttft_s=ttft_s,
+            cost_usd=self._total_cost(attempts),
+        )
+
+    def _total_cost(self, attempts: Sequence[Attempt]) -> float | None:
+        if self.price is None:
+            return None
+        total = 0.0
+        for a in attempts:
+            if a.usage.total_tokens:
+                cost = self.price(a.provider, a.model_served or a.model, a.usage)
+                if cost is None:
+                    return None
+                total += cost
+        return total
+
+    def outcome_failed(self, call: Call, exc: BaseException, attempts: list[Attempt],
+                       start: float, ttft_s: float | None = None) -> Outcome:
+        attempts.sort(key=lambda a: a.index)
+        cancelled = not isinstance(exc, Exception)
+        return Outcome(call, None, None if cancelled else exc, tuple(attempts),
+                       self.clock.now() - start, ttft_s, cancelled=cancelled)
+

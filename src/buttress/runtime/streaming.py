@@ -1,0 +1,202 @@
+"""Streamed calls.
+
+A stream attempt counts as successful once its first token has arrived. Until then it is an
+ordinary attempt: a time-to-first-token timeout, a failure or a stream that ends empty is retried
+and falls back like any other. After the first token, text has reached the caller and cannot be
+taken back, so a failure is NOT retried or sent to another model (which would repeat or
+contradict what the user already saw): it ends the stream with ``StreamInterrupted``, carrying the
+partial text, and is recorded as a failed call. The caller decides whether to call again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from buttress.errors import MalformedResponse, ProviderError, StreamInterrupted
+from buttress.providers.base import StreamAssembler
+from buttress.runtime.executor import Won
+from buttress.runtime.hooks import Outcome, run_after, run_before
+from buttress.runtime.result import Attempt, AttemptClock, Call, CallResult, Target
+from buttress.types import StreamChunk
+
+if TYPE_CHECKING:
+    from buttress.runtime.runtime import Runtime
+
+
+@dataclass(slots=True)
+class OpenedStream:
+    """A provider stream whose first token has arrived; ``head`` holds the chunks read so far."""
+
+    chunks: AsyncIterator[StreamChunk]
+    head: list[StreamChunk] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        aclose = getattr(self.chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class CallStream:
+    """Iterate for ``StreamChunk``s; afterwards ``result`` holds the ``CallResult``.
+
+    Use as ``async with runtime.stream(call) as s: async for chunk in s: ...``. Leaving early
+    closes the provider stream and records the call as cancelled.
+    """
+
+    def __init__(self, runtime: Runtime, call: Call) -> None:
+        self._runtime = runtime
+        self.call = call
+        self.result: CallResult | None = None
+        self._won: Won[OpenedStream] | None = None
+        self._attempts: list[Attempt] = []
+        self._start = 0.0
+        self._ttft: float | None = None
+        self._finished = False
+        self._iterating = False
+
+    async def __aenter__(self) -> CallStream:
+        await self.open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Dispatch and wait for the first token (retrying and falling back as needed)."""
+        if self._won is not None or self._finished:
+            return
+        runtime, call = self._runtime, self.call
+        self._start = runtime.clock.now()
+        for target in call.targets:
+            runtime.provider(target.provider)
+
+        async def attempt(target: Target, clock: AttemptClock) -> OpenedStream:
+            provider = runtime.providers[target.provider]
+            chunks = provider.stream(call.request.with_model(target.model))
+            opened = OpenedStream(chunks)
+            try:
+                async for chunk in chunks:
+                    opened.head.append(chunk)
+                    if chunk.has_content or chunk.finish_reason is not None:
+                        clock.ttft_s = runtime.clock.now() - clock.started
+                        return opened
+                raise MalformedResponse("stream ended before its first token",
+                                        provider=target.provider, model=target.model)
+            except BaseException:
+                await opened.aclose()
+                raise
+
+        policy = call.policy
+        try:
+            await run_before(runtime.hooks, call)
+            self._won = await runtime.executor.run(
+                call, attempt, self._attempts,
+                first_byte_timeout=policy.ttft_timeout_s or policy.attempt_timeout_s,
+                discard=OpenedStream.aclose)
+        except BaseException as exc:
+            self._finished = True
+            await run_after(runtime.hooks,
+                            runtime.outcome_failed(call, exc, self._attempts, self._start))
+            raise
+        self._ttft = self._won.clock.ttft_s
+        if self._ttft is not None:
+            # the call's TTFT counts from the call's start, across failed attempts
+            self._ttft = self._won.clock.started - self._start + self._ttft
+
+    def __aiter__(self) -> AsyncIterator[StreamChunk]:
+        if self._iterating:
+            raise RuntimeError("a CallStream can be iterated only once")
+        self._iterating = True
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[StreamChunk]:
+        await self.open()
+        won = self._won
+        if won is None:
+            return
+        runtime, call = self._runtime, self.call
+        target = won.clock.target
+        assembler = StreamAssembler()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, call.policy.deadline_s -
+                                     (runtime.clock.now() - self._start))
+        try:
+            for chunk in won.value.head:
+                assembler.add(chunk)
+                yield chunk
+            chunks = won.value.chunks
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                assembler.add(chunk)
+                yield chunk
+            completion = assembler.completion()
+        except (ProviderError, TimeoutError) as exc:
+            interrupted = _interrupted(exc, assembler.text, target)
+            await self._fail(interrupted, assembler)
+            raise interrupted from exc
+        except BaseException:
+            # the consumer left early (break, cancellation): not an error of the provider
+            await self._abandon(assembler)
+            raise
+        won.clock.usage = completion.usage
+        won.clock.model_served = completion.model or target.model
+        await won.value.aclose()
+        won.release()
+        won.breaker.record_success()
+        self.result = runtime.finish(call, won, completion, self._attempts, self._start,
+                                     self._ttft)
+        self._finished = True
+        await run_after(runtime.hooks, Outcome(call, self.result, None, self.result.attempts,
+                                               self.result.latency_s, self._ttft))
+
+    async def _fail(self, exc: StreamInterrupted, assembler: StreamAssembler) -> None:
+        won = self._won
+        assert won is not None
+        self._finished = True
+        await won.value.aclose()
+        won.release()
+        won.breaker.record_failure()
+        won.clock.usage = assembler.usage or won.clock.usage
+        self._attempts.append(won.clock.finish(self._runtime.clock.now(), "error", exc))
+        await run_after(self._runtime.hooks, self._runtime.outcome_failed(
+            self.call, exc, self._attempts, self._start, self._ttft))
+
+    async def _abandon(self, assembler: StreamAssembler) -> None:
+        won = self._won
+        if won is None or self._finished:
+            return
+        self._finished = True
+        try:
+            await won.value.aclose()
+        finally:
+            won.release()
+            won.breaker.record_abandoned()
+            won.clock.usage = assembler.usage or won.clock.usage
+            self._attempts.append(won.clock.finish(self._runtime.clock.now(), "cancelled"))
+            await run_after(self._runtime.hooks, self._runtime.outcome_failed(
+                self.call, asyncio.CancelledError(), self._attempts, self._start, self._ttft))
+
+    async def aclose(self) -> None:
+        """Stop the stream if it is still open (safe to call more than once)."""
+        if not self._finished:
+            await self._abandon(StreamAssembler())
+
+
+def _interrupted(exc: BaseException, partial: str, target: Target) -> StreamInterrupted:
+    if isinstance(exc, TimeoutError):
+        reason = "deadline exceeded mid-stream"
+    elif isinstance(exc, MalformedResponse) and "truncated" in str(exc):
+        reason = f"stream truncated: {exc}"
+    else:
+        reason = f"stream failed after the first token: {exc}"
+    return StreamInterrupted(reason, partial_text=partial, provider=target.provider,
+                             model=target.model)
