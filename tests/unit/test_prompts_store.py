@@ -247,3 +247,10 @@ def test_bad_environment_name(tmp_path: Path) -> None:
     write(tmp_path, "greet", V1)
     with pytest.raises(ConfigError, match="not a label name"):
         PromptStore(tmp_path / "prompts").resolve("greet", "Prod!")
+
+
+async def test_aresolve_runs_the_labelled_version(repo: Path) -> None:
+    store = PromptStore(repo / "prompts")
+    store.label("greet", "production", content_version(V2.encode()))
+    assert (await store.aresolve("greet", "production")).text == V2
+    assert (await store.aresolve("greet")).text == V3

@@ -9,6 +9,7 @@ lock file labels for it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -91,6 +92,10 @@ class PromptStore:
         if environment == DEVELOPMENT:
             return self._load_current(name)
         return self._labelled(name, check_label(environment, source=str(self.lock_path)))
+
+    async def aresolve(self, name: str, environment: str = DEVELOPMENT) -> Prompt:
+        """``resolve`` off the event loop: it may read files and run git."""
+        return await asyncio.to_thread(self.resolve, name, environment)
 
     def labels(self) -> Labels:
         return read_lock(self.lock_path)
