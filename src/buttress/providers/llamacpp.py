@@ -27,6 +27,7 @@ from buttress.errors import (
     MalformedResponse,
     ProviderError,
     ProviderUnavailable,
+    StreamInterrupted,
     UsageError,
 )
 from buttress.providers.base import Provider
@@ -86,7 +87,8 @@ class _Generation:
         return self.stop.is_set()
 
     def usage(self, finish_reason: FinishReason) -> Usage:
-        # The end-of-generation token is sampled but not part of the completion.
+        # The end-of-generation token is sampled but not part of the completion. (When a stop
+        # string, not the end token, ended it, this undercounts by one.)
         eos = 1 if finish_reason == "stop" and self.sampled else 0
         return Usage(prompt_tokens=self.prompt_tokens or 0,
                      completion_tokens=self.sampled - eos)
@@ -119,6 +121,7 @@ class LlamaCppProvider(Provider):
         self._llama: Any = None
         self._served = Path(model_path).stem if model_path else ""
         self._load_lock = threading.Lock()
+        self._active: set[_Generation] = set()
         # One worker: generations run one at a time, in order, never on the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llamacpp-{name}")
 
@@ -133,16 +136,16 @@ class LlamaCppProvider(Provider):
 
     async def complete(self, request: CallRequest) -> Completion:
         kwargs = self._chat_kwargs(request, stream=False)
-        gen = _Generation(self._count_token)
+        gen = self._start()
         try:
             response = await self._submit(self._run_complete, kwargs, gen)
         finally:
-            gen.stop.set()  # a no-op when done; stops the worker when this task was cancelled
+            self._finish(gen)  # a no-op when done; stops the worker when this task was cancelled
         return self._completion(response, request)
 
     async def stream(self, request: CallRequest) -> AsyncIterator[StreamChunk]:
         kwargs = self._chat_kwargs(request, stream=True)
-        gen = _Generation(self._count_token)
+        gen = self._start()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
 
@@ -152,23 +155,37 @@ class LlamaCppProvider(Provider):
             except RuntimeError:  # the loop is closed: nobody is listening any more
                 gen.stop.set()
 
-        future = self._submit(self._run_stream, kwargs, gen, emit, request.model)
+        delivered: list[str] = []
+        try:
+            future = self._submit(self._run_stream, kwargs, gen, emit, request.model)
+        except BaseException:
+            self._finish(gen)
+            raise
         try:
             while True:
                 item = await queue.get()
                 if item is _END:
                     break
+                if isinstance(item, ProviderError) and delivered:
+                    # Text already reached the caller: the stream cannot be retried.
+                    raise StreamInterrupted(f"stream failed after its first token: {item}",
+                                            partial_text="".join(delivered),
+                                            provider=self.name, model=request.model) from item
                 if isinstance(item, BaseException):
                     raise item
                 assert isinstance(item, StreamChunk)
+                if item.text:
+                    delivered.append(item.text)
                 yield item
         finally:
-            gen.stop.set()
+            self._finish(gen)
             if not future.done():
                 future.cancel()  # drops it if still queued; a running one sees the stop flag
 
     async def aclose(self) -> None:
-        """Stop the worker (after the generation in progress) and free the model."""
+        """Stop any generation in progress, then the worker, and free the model."""
+        for gen in list(self._active):
+            gen.stop.set()
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
         llama, self._llama = self._llama, None
         if llama is not None:
@@ -181,6 +198,15 @@ class LlamaCppProvider(Provider):
             return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         except RuntimeError as exc:  # submitting after shutdown
             raise UsageError(f"local provider {self.name!r} is closed") from exc
+
+    def _start(self) -> _Generation:
+        gen = _Generation(self._count_token)
+        self._active.add(gen)
+        return gen
+
+    def _finish(self, gen: _Generation) -> None:
+        gen.stop.set()
+        self._active.discard(gen)
 
     def _count_token(self) -> None:
         self.tokens_sampled += 1
@@ -249,13 +275,20 @@ class LlamaCppProvider(Provider):
         llama = self._ensure_loaded()
         llama.generation = gen
         try:
-            return llama.create_chat_completion(**kwargs)
+            response = llama.create_chat_completion(**kwargs)
         except ButtressError:
             raise
         except Exception as exc:
             raise translate_error(exc, provider=self.name, model=self._served) from exc
         finally:
             llama.generation = None
+        if gen.stop.is_set():  # cut short: a cancelled caller never sees this, aclose's does
+            raise self._closed_error()
+        return response
+
+    def _closed_error(self) -> ProviderUnavailable:
+        return ProviderUnavailable("generation stopped: the provider is closing",
+                                   provider=self.name, model=self._served)
 
     def _run_stream(self, kwargs: dict[str, Any], gen: _Generation,
                     emit: Callable[[object], None], requested: str) -> None:
@@ -268,6 +301,7 @@ class LlamaCppProvider(Provider):
                 chunks = llama.create_chat_completion(**kwargs)
                 for raw in chunks:
                     if gen.stop.is_set():
+                        emit(self._closed_error())  # only aclose's stop has a listener left
                         return
                     emit(stream_chunk(raw, gen, model=self._served))
             finally:
