@@ -162,8 +162,13 @@ def parse_config(text: str, source: str = "buttress.toml") -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        raise ConfigError(f"not valid TOML: {exc}", source=source, line=line) from None
+        # Python < 3.14 has no lineno attribute: the position is only in the message
+        found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line = int(found.group(1)) if found else getattr(exc, "lineno", None)
+        message = str(exc).split(" (at line")[0]
+        column = f" (column {found.group(2)})" if found else ""
+        raise ConfigError(f"not valid TOML: {message}{column}", source=source,
+                          line=line) from None
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
