@@ -73,7 +73,7 @@ async def test_feature_call_renders_the_prompt_and_merges_params(project: Path) 
         result = await client.call("greet", {"name": "Ada"}, max_tokens=5)
     assert result.feature == "greet"
     assert result.prompt_name == "greet"
-    assert result.prompt_version and len(result.prompt_version) == 12
+    assert len(result.prompt_version or "") == 12
     assert result.text == "echo: Hello, I am Ada."
 
 

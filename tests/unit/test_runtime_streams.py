@@ -79,10 +79,14 @@ async def test_failure_after_first_token_interrupts_without_fallback() -> None:
     b = FakeProvider(name="b", script=["from b"])
     runtime = Runtime({"a": a, "b": b}, hooks=[recorder])
     seen: list[str] = []
-    with pytest.raises(StreamInterrupted) as info:
+
+    async def consume() -> None:
         async with runtime.stream(make_call("a", "b")) as stream:
             async for chunk in stream:
                 seen.append(chunk.text)
+
+    with pytest.raises(StreamInterrupted) as info:
+        await consume()
     assert "".join(seen) == "partial "
     assert info.value.partial_text == "partial "
     assert b.requests == []  # no fallback after tokens reached the caller
