@@ -4,8 +4,10 @@ Each feature keeps per-bucket (default one minute) totals of spend and calls in 
 The last ``window_minutes`` (the current, partial bucket included) are compared with the
 ``baseline_minutes`` before them, scaled to one window: an alert fires when the window exceeds
 ``factor`` times that baseline. The baseline never counts for less than the floors, so a quiet
-feature does not alert on a handful of cents; a feature younger than its window is compared with
-the floors alone. Each (feature, metric) alerts at most once per ``cooldown_s``.
+feature does not alert on a handful of cents. A feature alerts only once it has
+``min_baseline_minutes`` of history before its window (its first, partial bucket not counted), so
+a restart does not page anyone; a runaway from a cold start is left to the hard budgets. Each
+(feature, metric) alerts at most once per ``cooldown_s``.
 
 Observing is O(1); the sums are recomputed once per bucket per feature.
 """
@@ -26,6 +28,8 @@ from buttress.types import Value
 class RunawayPolicy(Value):
     window_minutes: float = Field(default=5, gt=0)
     baseline_minutes: float = Field(default=60, gt=0)
+    #: no alerts until a feature has this much baseline history (a warm-up after start)
+    min_baseline_minutes: float = Field(default=10, gt=0)
     factor: float = Field(default=5.0, gt=1, allow_inf_nan=False)
     #: the baseline spend per window is taken as at least this (USD)
     min_window_spend_usd: float = Field(default=1.0, ge=0, allow_inf_nan=False)
@@ -36,7 +40,9 @@ class RunawayPolicy(Value):
 
     @model_validator(mode="after")
     def _whole_buckets(self) -> RunawayPolicy:
-        for name in ("window_minutes", "baseline_minutes"):
+        if self.min_baseline_minutes > self.baseline_minutes:
+            raise ValueError("min_baseline_minutes must not exceed baseline_minutes")
+        for name in ("window_minutes", "baseline_minutes", "min_baseline_minutes"):
             buckets = getattr(self, name) * 60 / self.bucket_s
             if abs(buckets - round(buckets)) > 1e-9 or round(buckets) < 1:
                 raise ValueError(f"{name} must be a whole number of {self.bucket_s:g}s buckets")
@@ -50,9 +56,14 @@ class RunawayPolicy(Value):
     def baseline_buckets(self) -> int:
         return round(self.baseline_minutes * 60 / self.bucket_s)
 
+    @property
+    def min_baseline_buckets(self) -> int:
+        return round(self.min_baseline_minutes * 60 / self.bucket_s)
+
 
 @dataclass(slots=True)
 class _Feature:
+    first_bucket: int  # partial: the feature was first seen part-way through it
     bucket: int
     history: deque[tuple[float, int]]  # completed buckets, oldest first
     spend: float = 0.0  # current bucket
@@ -89,7 +100,7 @@ class RunawayDetector:
         with self._lock:
             state = self._features.get(feature)
             if state is None:
-                state = _Feature(bucket, deque(maxlen=self._history_len))
+                state = _Feature(bucket, bucket, deque(maxlen=self._history_len))
                 self._features[feature] = state
             elif bucket != state.bucket:
                 self._roll(state, bucket)
@@ -112,10 +123,13 @@ class RunawayDetector:
         state.bucket, state.spend, state.calls = bucket, 0.0, 0
         past = list(state.history)
         split = max(0, len(past) - self._recent_len)
-        recent, baseline = past[split:], past[:split]
+        recent = past[split:]
+        # past[i] is bucket number (bucket - len(past) + i); skip the first, partial one
+        skip = max(0, state.first_bucket - (bucket - len(past)) + 1)
+        baseline = past[skip:split]
         state.recent_spend = sum(s for s, _ in recent)
         state.recent_calls = sum(c for _, c in recent)
-        if baseline:
+        if len(baseline) >= self._policy.min_baseline_buckets:
             scale = self._policy.window_buckets / len(baseline)
             state.baseline_spend = sum(s for s, _ in baseline) * scale
             state.baseline_calls = sum(c for _, c in baseline) * scale
@@ -124,15 +138,16 @@ class RunawayDetector:
 
     def _check(self, feature: str, state: _Feature, metric: AlertMetric, value: float,
                baseline: float | None, floor: float, now: float, alerts: list[Alert]) -> None:
-        threshold = self._policy.factor * max(baseline or 0.0, floor)
+        if baseline is None:
+            return
+        threshold = self._policy.factor * max(baseline, floor)
         if value <= threshold:
             return
         last = state.last_alert.get(metric)
         if last is not None and now - last < self._policy.cooldown_s:
             return
         state.last_alert[metric] = now
-        norm = ("no baseline yet" if baseline is None
-                else f"trailing baseline {baseline:.6g} per window")
+        norm = f"trailing baseline {baseline:.6g} per window"
         alerts.append(Alert(
             kind="runaway", scope=f"feature:{feature}",
             period=f"last {self._policy.window_minutes:g}m", value=value, threshold=threshold,
