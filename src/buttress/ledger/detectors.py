@@ -54,16 +54,16 @@ class LiteralDetector:
     label = "secret"
 
     def __init__(self, values: Iterable[str]) -> None:
-        # Longest first, so a value that contains another is hidden whole.
-        self.values = tuple(sorted({v for v in values if v}, key=len, reverse=True))
-        self._pattern = (re.compile("|".join(re.escape(v) for v in self.values))
-                         if self.values else None)
+        self.values = tuple(sorted({v for v in values if v}))
 
     def find(self, text: str) -> Iterator[Span]:
-        if self._pattern is None:
-            return
-        for match in self._pattern.finditer(text):
-            yield match.span()
+        # Each value is searched on its own (not one alternation regex), so values that overlap
+        # in the text are all found and merged, leaving no tail of a secret behind.
+        for value in self.values:
+            start = text.find(value)
+            while start != -1:
+                yield start, start + len(value)
+                start = text.find(value, start + 1)
 
 
 def luhn_valid(candidate: str) -> bool:

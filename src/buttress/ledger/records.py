@@ -15,7 +15,7 @@ from buttress.types import CallRequest, Usage
 
 SCHEMA_VERSION = 1
 
-CallStatus = Literal["ok", "error", "miss"]
+CallStatus = Literal["ok", "error", "miss", "cancelled"]
 AttemptKind = Literal["primary", "retry", "fallback", "hedge", "cache"]
 AttemptStatus = Literal["ok", "error", "cancelled"]
 FeedbackSignal = Literal["accepted", "edited", "retried", "rejected", "score"]
@@ -92,7 +92,7 @@ class AttemptRecord(Record):
     idempotent.
     """
 
-    attempt_id: str
+    attempt_id: str = ""  # filled in from call_id and index when left empty
     call_id: str
     index: int
     kind: AttemptKind = "primary"
@@ -114,7 +114,7 @@ class AttemptRecord(Record):
     @model_validator(mode="before")
     @classmethod
     def _default_id(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "attempt_id" not in data and "call_id" in data:
+        if isinstance(data, dict) and not data.get("attempt_id") and "call_id" in data:
             data = {**data, "attempt_id": f"{data['call_id']}:{data.get('index', 0)}"}
         return data
 

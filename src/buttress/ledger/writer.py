@@ -60,6 +60,7 @@ class WriterStats:
     failed: int  # could not be redacted or written, and could not be spilled
     replayed: int  # read back from spill files into the store
     depth: int  # waiting in the queue now
+    blocked: int  # callers waiting for space now (on_full="block")
 
 
 class LedgerWriter:
@@ -172,7 +173,7 @@ class LedgerWriter:
     def _stats(self) -> WriterStats:
         return WriterStats(queued=self._queued, written=self._written, dropped=self._dropped,
                            spilled=self._spilled, failed=self._failed, replayed=self._replayed,
-                           depth=len(self._q))
+                           depth=len(self._q), blocked=self._blocked)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued before this call is written (or failed). Blocking: call

@@ -1,0 +1,182 @@
+"""Redaction: detectors find what they should (and not what they should not); policies apply."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+
+from buttress.errors import ConfigError
+from buttress.ledger import AttemptRecord, CallRecord, FeedbackRecord, Validation
+from buttress.ledger.detectors import Detector, Span, luhn_valid
+from buttress.ledger.redaction import Redactor
+
+OPENAI_KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2"
+ANTHROPIC_KEY = "sk-ant-api03-" + "x" * 40
+GOOGLE_KEY = "AIza" + "S" * 35
+GITHUB_TOKEN = "ghp_" + "a" * 36
+AWS_KEY = "AKIA" + "ABCDEFGHIJKLMNOP"
+
+
+@pytest.mark.parametrize("secret", [OPENAI_KEY, ANTHROPIC_KEY, GOOGLE_KEY, GITHUB_TOKEN, AWS_KEY])
+def test_api_keys_are_scrubbed_in_every_mode(secret: str) -> None:
+    text = f"use {secret} please"
+    assert Redactor().scrub(text, personal=False) == "use [REDACTED:secret] please"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Authorization: Bearer abc.def-ghi_jkl", "Authorization: Bearer [REDACTED:secret]"),
+    ("api_key=hunter2hunter2 rest", "api_key=[REDACTED:secret] rest"),
+    ('{"password": "correct-horse"}', '{"password": "[REDACTED:secret]"}'),
+    ("SECRET_KEY: 'abcdef123456'", "SECRET_KEY: '[REDACTED:secret]'"),
+])
+def test_bearer_tokens_and_key_value_secrets(text: str, expected: str) -> None:
+    assert Redactor().scrub(text, personal=False) == expected
+
+
+def test_private_key_blocks_are_scrubbed() -> None:
+    text = "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIabc\n-----END RSA PRIVATE KEY-----\nend"
+    assert Redactor().scrub(text) == "key:\n[REDACTED:secret]\nend"
+
+
+def test_ordinary_words_are_not_secrets() -> None:
+    text = "ask the desk; token budget is low; the password policy changed"
+    assert Redactor().scrub(text) == text
+
+
+@pytest.mark.parametrize(("text", "label"), [
+    ("mail jane.doe+x@example.co.uk now", "email"),
+    ("call (415) 555-2671 now", "phone"),
+    ("call 415-555-2671 now", "phone"),
+    ("call +44 20 7946 0958 now", "phone"),
+    ("card 4111 1111 1111 1111 now", "card"),
+    ("card 4111-1111-1111-1111 now", "card"),
+    ("card 378282246310005 now", "card"),
+    ("ssn 123-45-6789 now", "ssn"),
+])
+def test_personal_data_is_found(text: str, label: str) -> None:
+    out = Redactor().scrub(text)
+    assert out.split()[0] + " [REDACTED:" + label + "] now" == out
+
+
+@pytest.mark.parametrize("text", [
+    "order 4111111111111112 shipped",  # 16 digits failing Luhn
+    "order 1234 5678 9012 3456 shipped",  # fails Luhn too
+    "ssn-like 000-12-3456 and 666-12-3456",  # not valid SSNs
+    "version 1.2.3, 42 items, year 2024",
+])
+def test_near_misses_are_left_alone(text: str) -> None:
+    assert Redactor().scrub(text) == text
+
+
+def test_luhn() -> None:
+    assert luhn_valid("4111111111111111")
+    assert not luhn_valid("4111111111111112")
+    assert not luhn_valid("4111")
+
+
+def test_personal_data_is_kept_when_only_secrets_are_scrubbed() -> None:
+    text = f"jane@example.com {OPENAI_KEY}"
+    assert Redactor().scrub(text, personal=False) == "jane@example.com [REDACTED:secret]"
+
+
+def test_literal_secrets_are_scrubbed_wherever_they_appear() -> None:
+    odd = "not-a-pattern-9f8e7d"
+    r = Redactor(secrets=[odd, ""])
+    assert r.scrub(f"x{odd}y", personal=False) == "x[REDACTED:secret]y"
+
+
+def test_overlapping_spans_merge() -> None:
+    r = Redactor(detectors=[], secrets=["abcdef", "defghi"])
+    assert r.scrub("..abcdefghi..") == "..[REDACTED:secret]..", "overlap merged into one span"
+
+
+class Shouty:
+    """A custom detector: any word in capitals."""
+
+    label = "shout"
+
+    def find(self, text: str) -> Iterator[Span]:
+        pos = 0
+        for word in text.split(" "):
+            if word.isupper():
+                yield pos, pos + len(word)
+            pos += len(word) + 1
+
+
+def test_detectors_are_pluggable() -> None:
+    shouty: Detector = Shouty()
+    assert isinstance(shouty, Detector)
+    r = Redactor(detectors=[shouty])
+    assert r.scrub("hello WORLD jane@example.com") == "hello [REDACTED:shout] jane@example.com"
+
+
+def _call(feature: str = "f") -> CallRecord:
+    return CallRecord(
+        call_id="c", feature=feature, created_at=0.0,
+        request={"model": "m", "extra": {"auth": f"Bearer {OPENAI_KEY}"},
+                 "messages": [{"role": "user", "content": "I am jane@example.com"},
+                              {"role": "assistant", "content": None,
+                               "tool_calls": [{"id": "t1", "name": "lookup",
+                                               "arguments": '{"email": "jane@example.com"}'}]}]},
+        output_text="write to jane@example.com",
+        output_value={"to": ["jane@example.com"], "n": 3},
+        error_message=f"upstream said {OPENAI_KEY} invalid for jane@example.com",
+        validation=Validation(outcome="failed", reasons=("jane@example.com is not allowed",)),
+    )
+
+
+def test_redact_policy_scrubs_content_parameters_and_errors() -> None:
+    out = Redactor().call(_call())
+    assert "jane@example.com" not in out.model_dump_json()
+    assert OPENAI_KEY not in out.model_dump_json()
+    assert out.request["messages"][0] == {"role": "user", "content": "I am [REDACTED:email]"}
+    assert out.output_value == {"to": ["[REDACTED:email]"], "n": 3}
+    assert out.request["model"] == "m"
+
+
+def test_store_policy_keeps_content_but_never_secrets() -> None:
+    out = Redactor(features={"f": "store"}).call(_call())
+    assert out.output_text == "write to jane@example.com"
+    assert out.request["extra"] == {"auth": "Bearer [REDACTED:secret]"}
+    assert out.error_message == "upstream said [REDACTED:secret] invalid for jane@example.com"
+
+
+def test_hash_policy_replaces_content_by_its_digest() -> None:
+    out = Redactor(default="store", features={"f": "hash"}).call(_call())
+    digest = "sha256:" + hashlib.sha256(b"write to jane@example.com").hexdigest()
+    assert out.output_text == digest
+    assert out.request["messages"][0]["content"] == (
+        "sha256:" + hashlib.sha256(b"I am jane@example.com").hexdigest())
+    assert isinstance(out.output_value, str)
+    assert out.output_value.startswith("sha256:")
+    assert "jane@example.com" not in out.model_dump_json()
+
+
+def test_drop_policy_keeps_no_content() -> None:
+    out = Redactor(features={"f": "drop"}).call(_call())
+    assert out.output_text is None
+    assert out.output_value is None
+    assert out.request["messages"][0] == {"role": "user", "content": None}
+    assert out.request["model"] == "m"
+
+
+def test_policy_is_chosen_per_feature() -> None:
+    r = Redactor(default="drop", features={"keep": "store"})
+    assert r.call(_call("keep")).output_text == "write to jane@example.com"
+    assert r.call(_call("other")).output_text is None
+
+
+def test_attempt_errors_and_feedback_comments_are_scrubbed() -> None:
+    r = Redactor()
+    a = AttemptRecord(call_id="c", index=0, started_at=0, error_message=f"key {OPENAI_KEY}")
+    assert r.attempt(a).error_message == "key [REDACTED:secret]"
+    f = FeedbackRecord(feedback_id="x", call_id="c", signal="edited", created_at=0,
+                       comment="send to jane@example.com")
+    assert r.feedback(f).comment == "send to [REDACTED:email]"
+
+
+def test_unknown_mode_is_a_config_error_naming_the_feature() -> None:
+    with pytest.raises(ConfigError, match="triage: unknown redaction mode 'shred'"):
+        Redactor(features={"triage": "shred"})  # type: ignore[dict-item]
