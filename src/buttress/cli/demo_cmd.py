@@ -1,0 +1,149 @@
+"""``buttress demo [DIR]``: the triage example on the embedded model, with chaos on the primary.
+
+Offline and keyless: the primary is the local model wrapped in seeded fault injection, the
+fallback the same model without it, so retries, fallbacks and breakers visibly happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from buttress.cli.console import out
+from buttress.cli.project import CONFIG_FILE, OutcomeLog, open_client, output_params, project_dir
+from buttress.cli.report import attempt_chain, failure_lines, seconds
+from buttress.client import AsyncClient
+from buttress.errors import ButtressError, ConfigError, UsageError
+from buttress.runtime.hooks import Outcome
+from buttress.scaffold import write_scaffold
+from buttress.types import Usage
+
+FEATURE = "triage"
+
+TICKETS = (
+    "I was charged twice for my subscription this month. Please refund the extra charge.",
+    "The app crashes every time I open the settings page on my Android phone.",
+    "My order #4471 was supposed to arrive last week and the tracking has not moved.",
+    "How do I change the email address on my account?",
+    "I cannot log in: the password reset email never arrives.",
+    "The blender I received is broken. I want my money back.",
+    "Your API returns HTTP 500 on every request since this morning; production is down!",
+    "Just wanted to say the new dashboard looks great, thanks!",
+)
+
+
+def demo(ctx: typer.Context,
+         directory: Annotated[Path | None, typer.Argument(
+             help="Project to run in; created with `init` if it has no buttress.toml "
+                  "(default: ./buttress-demo).", show_default=False)] = None) -> None:
+    """Run the triage example through the full runtime, with chaos injected on the primary."""
+    target = directory if directory is not None else project_dir(ctx) / "buttress-demo"
+    console = out()
+    if not (target / CONFIG_FILE).exists():
+        write_scaffold(target)
+        console.print(Text(f"Created the example project in {target} (buttress init).",
+                           style="dim"))
+    ok = asyncio.run(_run(target, console))
+    if not ok:
+        raise typer.Exit(1)
+
+
+async def _run(project: Path, console: Console) -> bool:
+    log = OutcomeLog()
+    async with open_client(project, hooks=[log]) as client:
+        feature = client.config.features.get(FEATURE)
+        if feature is None:
+            raise UsageError(f"{project / CONFIG_FILE} has no feature {FEATURE!r}; "
+                             "run the demo in a fresh directory")
+        chain = " → ".join(feature.models)
+        console.print(Text(f"Feature {FEATURE!r}: {feature.description}", style="bold"))
+        console.print(Text(f"models in fallback order: {chain}  ·  chaos on the primary",
+                           style="dim"))
+        loaded = await _warm_up(client)
+        console.print(Text(f"embedded model loaded in {seconds(loaded)}\n", style="dim"))
+        params = output_params(client, FEATURE)
+        for i, ticket in enumerate(TICKETS, 1):
+            console.print(Text(f"[{i}/{len(TICKETS)}] ", style="bold").append(
+                _shorten(ticket, 70), style="italic"))
+            try:
+                result = await client.call(FEATURE, {"ticket": ticket}, **params)
+            except (ConfigError, UsageError):
+                raise
+            except ButtressError as exc:
+                for line in failure_lines(exc):
+                    console.print(Text(f"  {line}", style="red"))
+            else:
+                console.print(Text("  → ").append(result.text.strip(), style="cyan"))
+            outcome = log.last
+            if outcome is not None:
+                who = outcome.result.provider if outcome.result else "nobody"
+                chain_line = Text("  ").append(attempt_chain(outcome.attempts))
+                chain_line.append(f"  ·  answered by {who}  ·  {seconds(outcome.latency_s)}",
+                                  style="dim")
+                console.print(chain_line)
+        console.print()
+        _summary(console, log.outcomes, client)
+        return all(o.result is not None for o in log.outcomes)
+
+
+async def _warm_up(client: AsyncClient) -> float:
+    """Load the local model before the first call, so its load time is not a call's latency."""
+    from buttress.providers.llamacpp import LlamaCppProvider
+
+    start = time.perf_counter()
+    for provider in client.runtime.providers.values():
+        if isinstance(provider, LlamaCppProvider):
+            await provider.load()
+    return time.perf_counter() - start
+
+
+def _summary(console: Console, outcomes: Sequence[Outcome], client: AsyncClient) -> None:
+    calls = len(outcomes)
+    ok = sum(o.result is not None for o in outcomes)
+    attempts = [a for o in outcomes for a in o.attempts]
+    retries = sum(a.kind == "retry" for a in attempts)
+    fallbacks = sum(o.result is not None and o.result.attempts[-1].kind == "fallback"
+                    for o in outcomes)
+    latencies = sorted(o.latency_s for o in outcomes)
+    usage = sum((a.usage for a in attempts), Usage())
+    console.print(Text("Summary", style="bold"))
+    console.print(f"  calls {calls} · succeeded {ok} · attempts {len(attempts)} · "
+                  f"retries {retries} · answered by a fallback {fallbacks}")
+    console.print(f"  latency p50 {seconds(_quantile(latencies, 0.5))} · "
+                  f"p95 {seconds(_quantile(latencies, 0.95))}")
+    console.print(f"  tokens {usage.prompt_tokens} prompt / {usage.completion_tokens} "
+                  "completion")
+    injected = _injected(client)
+    if injected:
+        console.print("  faults injected on the primary: " + ", ".join(
+            f"{kind} ×{n}" for kind, n in sorted(injected.items())))
+
+
+def _injected(client: AsyncClient) -> dict[str, int]:
+    from buttress.testing.chaos import ChaosProvider
+
+    total: dict[str, int] = {}
+    for provider in client.runtime.providers.values():
+        if isinstance(provider, ChaosProvider):
+            for kind, n in provider.injected.items():
+                total[kind] = total.get(kind, 0) + n
+    return total
+
+
+def _quantile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank quantile of sorted ``values``."""
+    if not values:
+        return None
+    return values[max(0, math.ceil(q * len(values)) - 1)]
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,106 @@
+"""Opening a project for a command: its config, its providers and a client over them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from buttress.client import AsyncClient
+from buttress.config import Config, ProviderConfig, load_config
+from buttress.providers.base import Provider
+from buttress.runtime.hooks import CallHook, Outcome
+from buttress.runtime.result import Call
+from buttress.types import ResponseFormat
+
+CONFIG_FILE = "buttress.toml"
+
+
+def project_dir(ctx: typer.Context) -> Path:
+    """The ``--project`` directory (the current one by default)."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Path) else Path(".")
+
+
+def config_path(project: Path) -> Path:
+    return project / CONFIG_FILE
+
+
+def open_client(project: Path, *, hooks: Sequence[CallHook] = ()) -> AsyncClient:
+    """A client for the project's config, with keys from the process environment."""
+    path = config_path(project)
+    config = load_config(path)
+    return AsyncClient(config, project_dir=project, env=os.environ,
+                       providers=shared_local_providers(config), hooks=hooks)
+
+
+def shared_local_providers(config: Config) -> dict[str, Provider]:
+    """Local providers, where identical ones share one loaded model.
+
+    Two providers that differ only in their chaos settings (the demo's flaky "primary" and its
+    healthy fallback) would otherwise load the same GGUF twice.
+    """
+    from buttress.providers.llamacpp import LlamaCppProvider
+    from buttress.testing.chaos import ChaosProvider
+
+    engines: dict[tuple[str | None, int, int | None], LlamaCppProvider] = {}
+    built: dict[str, Provider] = {}
+    for name, cfg in config.providers.items():
+        if cfg.type != "local":
+            continue
+        key = (cfg.model_path, cfg.n_ctx, cfg.n_threads)
+        engine = engines.get(key)
+        if engine is None:
+            engine = engines[key] = LlamaCppProvider(name, model_path=cfg.model_path,
+                                                     n_ctx=cfg.n_ctx, n_threads=cfg.n_threads)
+        provider: Provider = engine
+        if cfg.chaos is not None:
+            provider = ChaosProvider(engine, cfg.chaos)
+            provider.name = name  # its injected errors name this provider, not the engine
+        built[name] = provider
+    return built
+
+
+def provider_kind(cfg: ProviderConfig) -> str:
+    return f"{cfg.type} + chaos" if cfg.chaos is not None else cfg.type
+
+
+def output_params(client: AsyncClient, feature: str) -> dict[str, Any]:
+    """``response_format`` from the feature's prompt's ``output`` schema, if it declares one.
+
+    With it, providers that can constrain decoding (llama.cpp grammars, OpenAI strict schemas)
+    return JSON of that shape, which even a 135M model then manages.
+    """
+    from buttress.prompts import resolve_output
+
+    spec = client.config.features.get(feature)
+    if spec is None or not spec.prompt:
+        return {}
+    prompt = client.prompt(spec.prompt)
+    if prompt.output is None:
+        return {}
+    schema = resolve_output(prompt.output, client.project_dir, source=str(prompt.path))
+    if not isinstance(schema, Mapping):
+        schema = schema.model_json_schema()
+    return {"response_format": ResponseFormat(type="json_schema", json_schema=dict(schema),
+                                              name=prompt.name)}
+
+
+class OutcomeLog:
+    """A call hook that keeps every outcome, failures included (their attempts are here)."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+
+    async def before(self, call: Call) -> None:
+        return None
+
+    async def after(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+
+    @property
+    def last(self) -> Outcome | None:
+        return self.outcomes[-1] if self.outcomes else None
