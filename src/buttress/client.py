@@ -18,6 +18,9 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import Config, load_config
 from buttress.errors import UsageError
 from buttress.ids import new_id
+from buttress.ledger.hook import LedgerHook
+from buttress.ledger.metrics import CallMetrics
+from buttress.ledger.writer import LedgerWriter
 from buttress.providers.base import Provider
 from buttress.providers.http import new_http_client
 from buttress.providers.registry import build_provider
@@ -26,20 +29,62 @@ from buttress.runtime.policy import Policy
 from buttress.runtime.result import Call, CallResult, Target
 from buttress.runtime.runtime import PriceFn, Runtime
 from buttress.runtime.streaming import CallStream
-from buttress.types import CallRequest, Message, ResponseFormat, Tool
+from buttress.types import CallRequest, Message, ResponseFormat, Tool, Usage
 
 _PARAMS = ("temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice", "logprobs",
            "top_logprobs")
 
 
 def build_runtime(config: Config, providers: Mapping[str, Provider], *,
-                  hooks: Sequence[CallHook] = (), clock: Clock = SYSTEM_CLOCK,
-                  rng: random.Random | None = None, price: PriceFn | None = None) -> Runtime:
-    """The runtime for ``config``: providers, their concurrency limits and the call hooks."""
+                  hooks: Sequence[CallHook] = (), ledger: LedgerWriter | None = None,
+                  clock: Clock = SYSTEM_CLOCK, rng: random.Random | None = None,
+                  price: PriceFn | None = None) -> tuple[Runtime, CallMetrics]:
+    """The runtime for ``config``: providers, their concurrency limits and the call hooks.
+
+    Hook order: the caller's hooks (budgets refuse first), then metrics, then the ledger.
+    """
     concurrency = {name: p.max_concurrency for name, p in config.providers.items()
                    if p.max_concurrency}
-    return Runtime(providers, concurrency=concurrency, hooks=hooks, clock=clock, rng=rng,
-                   price=price)
+    price = price or config_pricer(config)
+    metrics = CallMetrics(queue_stats=(lambda: ledger.stats) if ledger is not None else None)
+    all_hooks: list[CallHook] = [*hooks, metrics]
+    if ledger is not None:
+        all_hooks.append(LedgerHook(ledger, price=price, clock=clock))
+    runtime = Runtime(providers, concurrency=concurrency, hooks=all_hooks, clock=clock, rng=rng,
+                      price=price)
+    return runtime, metrics
+
+
+def config_pricer(config: Config) -> PriceFn:
+    """Prices from genai-prices by provider type; local and fake models cost 0."""
+    from buttress.costs.pricing import Pricer
+
+    pricer = Pricer(local_providers={"local", "fake", "llamacpp"})
+    types = {name: p.type for name, p in config.providers.items()}
+
+    def price(provider: str, model: str, usage: Usage) -> float | None:
+        cost = pricer.price(types.get(provider, provider), model, usage)
+        return cost.total_usd if cost is not None else None
+
+    return price
+
+
+def open_ledger(config: Config, project_dir: Path, env: Mapping[str, str]) -> LedgerWriter:
+    """The ledger writer ``config`` describes. Every provider key in ``env`` is scrubbed."""
+    from buttress.ledger.open import open_store
+    from buttress.ledger.redaction import Redactor
+
+    ledger = config.ledger
+    secrets = [env[p.api_key_env] for p in config.providers.values()
+               if p.api_key_env and env.get(p.api_key_env)]
+    redactor = Redactor(default=ledger.redact, secrets=secrets,
+                        features={n: f.redact for n, f in config.features.items() if f.redact})
+    spill_dir = Path(ledger.spill_dir)
+    return LedgerWriter(open_store(ledger.url, base_dir=project_dir), max_queue=ledger.max_queue,
+                        batch_size=ledger.batch_size, flush_interval_s=ledger.flush_interval_s,
+                        on_full=ledger.on_full, redactor=redactor,
+                        spill_dir=spill_dir if spill_dir.is_absolute() else
+                        project_dir / spill_dir)
 
 
 class AsyncClient:
@@ -53,9 +98,11 @@ class AsyncClient:
                  env: Mapping[str, str] | None = None,
                  providers: Mapping[str, Provider] | None = None,
                  http: httpx.AsyncClient | None = None, hooks: Sequence[CallHook] = (),
-                 clock: Clock = SYSTEM_CLOCK, rng: random.Random | None = None,
-                 price: PriceFn | None = None, ids: Callable[[], str] = new_id) -> None:
+                 ledger: LedgerWriter | None = None, clock: Clock = SYSTEM_CLOCK,
+                 rng: random.Random | None = None, price: PriceFn | None = None,
+                 ids: Callable[[], str] = new_id) -> None:
         self.config = config
+        self.ledger = ledger
         self.project_dir = Path(project_dir)
         self._owns_http = http is None
         self._http = http or new_http_client()
@@ -63,8 +110,8 @@ class AsyncClient:
         for name, cfg in config.providers.items():
             if name not in built:
                 built[name] = build_provider(name, cfg, env or {}, self._http, clock)
-        self.runtime = build_runtime(config, built, hooks=hooks, clock=clock, rng=rng,
-                                     price=price)
+        self.runtime, self.metrics = build_runtime(config, built, hooks=hooks, ledger=ledger,
+                                                   clock=clock, rng=rng, price=price)
         self._ids = ids
         self._prompts: Any = None
         self._rendered: dict[str, Any] = {}
@@ -72,12 +119,26 @@ class AsyncClient:
     @classmethod
     def from_config(cls, path: str | Path = "buttress.toml", *,
                     env: Mapping[str, str] | None = None, **kwargs: Any) -> AsyncClient:
-        """Load ``path``; provider keys come from ``env`` (default: the process environment)."""
+        """Load ``path``; provider keys come from ``env`` (default: the process environment).
+
+        The ledger the config names is opened (and closed with the client) unless a ``ledger``
+        is passed.
+        """
         import os
 
         path = Path(path)
-        return cls(load_config(path), project_dir=path.parent,
-                   env=os.environ if env is None else env, **kwargs)
+        config = load_config(path)
+        env = os.environ if env is None else env
+        if "ledger" not in kwargs and config.ledger.enabled:
+            kwargs["ledger"] = open_ledger(config, path.parent, env)
+        return cls(config, project_dir=path.parent, env=env, **kwargs)
+
+    def record_feedback(self, call_id: str, signal: str, value: float | None = None,
+                        comment: str | None = None) -> None:
+        """Attach a downstream signal (accepted, edited, retried, rejected, score) to a call."""
+        if self.ledger is None:
+            raise UsageError("this client has no ledger to record feedback in")
+        self.ledger.record_feedback(call_id, signal, value, comment)
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -115,10 +176,15 @@ class AsyncClient:
             self._model_call(model, messages, tools, response_format, tags, policy, params))
 
     async def aclose(self) -> None:
+        """Close providers, the HTTP pool and the ledger (flushing every queued record)."""
         for provider in self.runtime.providers.values():
             await provider.aclose()
         if self._owns_http:
             await self._http.aclose()
+        if self.ledger is not None:
+            import asyncio
+
+            await asyncio.to_thread(self.ledger.close)
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -18,6 +18,7 @@ from buttress.runtime.policy import Policy
 from buttress.testing.chaos import ChaosSettings
 
 ProviderType = Literal["openai", "anthropic", "gemini", "local", "fake"]
+RedactMode = Literal["store", "redact", "hash", "drop"]
 
 DEFAULT_BASE_URLS: dict[str, str] = {
     "openai": "https://api.openai.com/v1",
@@ -75,13 +76,19 @@ class FeatureConfig(Strict):
     policy: dict[str, Any] = Field(default_factory=dict, description="overrides of [policy]")
     params: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
+    redact: RedactMode | None = Field(None, description="content policy in the ledger")
 
 
 class LedgerConfig(Strict):
     enabled: bool = True
     url: str = Field("sqlite:///.buttress/ledger.db",
                      description="sqlite:///PATH (relative to the project) or postgresql://...")
-    redact: Literal["store", "redact", "hash", "drop"] = "redact"
+    redact: RedactMode = Field("redact", description="default content policy for features")
+    max_queue: int = Field(10_000, ge=1)
+    batch_size: int = Field(500, ge=1)
+    flush_interval_s: float = Field(0.05, gt=0)
+    on_full: Literal["block", "drop", "spill"] = "spill"
+    spill_dir: str = ".buttress/spill"
 
 
 class Config(Strict):
