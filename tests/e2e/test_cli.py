@@ -355,3 +355,17 @@ def test_call_triage_on_the_embedded_model(tmp_path: Path) -> None:
     assert "attempts" in out
     assert re.search(r"1\s+primary\s+local_flaky/smollm2-135m-instruct", out)
     assert "served by local" in out
+
+
+@pytest.mark.local_model
+def test_demo_shows_retries_and_fallbacks_on_the_embedded_model(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", str(tmp_path / "demo")])
+    out = unbox(result.stdout)
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "demo" / "buttress.toml").is_file()
+    assert len(re.findall(r"^  primary: .* answered by local", out, re.MULTILINE)) == 8
+    assert "retry: " in out
+    assert "fallback: ok" in out
+    assert re.search(r"calls 8 · succeeded 8 · attempts \d+ · retries [1-9]", out)
+    assert re.search(r"latency p50 .* · p95 ", out)
+    assert "faults injected on the primary" in out

@@ -49,4 +49,4 @@ app.add_typer(prompts_app, name="prompts")
 
 
 def main() -> None:
-    app()
+    app(prog_name="buttress")

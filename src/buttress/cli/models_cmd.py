@@ -23,7 +23,10 @@ def models(ctx: typer.Context,
     """List configured model aliases and whether each one is reachable."""
     config = load_config(config_path(project_dir(ctx)))
     reach = asyncio.run(_probe_all(config, os.environ)) if check else {}
-    table = Table("alias", "provider", "type", "model", "pinned", "reachable")
+    table = Table()
+    for column in ("alias", "provider", "type", "model", "pinned"):
+        table.add_column(column, overflow="fold")
+    table.add_column("reachable", overflow="fold", min_width=16)
     for alias, model in sorted(config.models.items()):
         cfg = config.providers[model.provider]
         if cfg.type in ("local", "fake"):

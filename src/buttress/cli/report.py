@@ -36,8 +36,11 @@ def attempt_chain(attempts: Sequence[Attempt]) -> Text:
 
 def attempts_table(attempts: Sequence[Attempt]) -> Table:
     table = Table(title="attempts", title_justify="left", show_edge=False)
-    for column in ("#", "kind", "provider/model", "status", "error", "latency", "ttft"):
+    for column in ("#", "kind", "provider/model", "status"):
         table.add_column(column, overflow="fold")
+    table.add_column("error", overflow="fold", min_width=28)
+    for column in ("latency", "ttft"):
+        table.add_column(column, no_wrap=True, justify="right")
     for a in attempts:
         status = Text(a.status, style="green" if a.status == "ok" else "red")
         error = a.error_kind or ""
@@ -57,7 +60,7 @@ def summary(result: CallResult) -> Text:
     text.append(f" · tokens {usage.prompt_tokens} prompt / {usage.completion_tokens} completion")
     text.append(f" · {len(result.attempts)} attempt(s)")
     if result.cost_usd is not None:
-        text.append(f" · ${result.cost_usd:.6f}")
+        text.append(f" · cost ${result.cost_usd:.6f}")
     return text
 
 
