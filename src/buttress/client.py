@@ -16,6 +16,10 @@ import httpx
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import Config, load_config
+from buttress.costs.alerts import AlertSink, LogAlertSink
+from buttress.costs.budgets import BudgetBook
+from buttress.costs.hook import BudgetHook, CallPricing
+from buttress.costs.runaway import RunawayDetector
 from buttress.errors import UsageError
 from buttress.ids import new_id
 from buttress.ledger.hook import LedgerHook
@@ -29,7 +33,7 @@ from buttress.runtime.policy import Policy
 from buttress.runtime.result import Call, CallResult, Target
 from buttress.runtime.runtime import PriceFn, Runtime
 from buttress.runtime.streaming import CallStream
-from buttress.types import CallRequest, Message, ResponseFormat, Tool, Usage
+from buttress.types import CallRequest, Message, ResponseFormat, Tool
 
 _PARAMS = ("temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice", "logprobs",
            "top_logprobs")
@@ -38,35 +42,30 @@ _PARAMS = ("temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice", 
 def build_runtime(config: Config, providers: Mapping[str, Provider], *,
                   hooks: Sequence[CallHook] = (), ledger: LedgerWriter | None = None,
                   clock: Clock = SYSTEM_CLOCK, rng: random.Random | None = None,
-                  price: PriceFn | None = None) -> tuple[Runtime, CallMetrics]:
+                  price: PriceFn | None = None,
+                  alert_sink: AlertSink | None = None) -> tuple[Runtime, CallMetrics]:
     """The runtime for ``config``: providers, their concurrency limits and the call hooks.
 
-    Hook order: the caller's hooks (budgets refuse first), then metrics, then the ledger.
+    Hook order: budgets (which may refuse a call before dispatch, and watch for runaways), the
+    caller's hooks, metrics, then the ledger (which records refused calls too).
     """
     concurrency = {name: p.max_concurrency for name, p in config.providers.items()
                    if p.max_concurrency}
-    price = price or config_pricer(config)
+    pricing = CallPricing({name: p.type for name, p in config.providers.items()})
+    price = price or pricing.price
+    alert_sink = alert_sink or LogAlertSink()
+    book = BudgetBook(config.budgets, clock=clock, alert_sink=alert_sink) \
+        if config.budgets else None
+    budgets = BudgetHook(book, pricing.max_cost,
+                         runaway=RunawayDetector(config.runaway, clock=clock,
+                                                 alert_sink=alert_sink))
     metrics = CallMetrics(queue_stats=(lambda: ledger.stats) if ledger is not None else None)
-    all_hooks: list[CallHook] = [*hooks, metrics]
+    all_hooks: list[CallHook] = [budgets, *hooks, metrics]
     if ledger is not None:
         all_hooks.append(LedgerHook(ledger, price=price, clock=clock))
     runtime = Runtime(providers, concurrency=concurrency, hooks=all_hooks, clock=clock, rng=rng,
                       price=price)
     return runtime, metrics
-
-
-def config_pricer(config: Config) -> PriceFn:
-    """Prices from genai-prices by provider type; local and fake models cost 0."""
-    from buttress.costs.pricing import Pricer
-
-    pricer = Pricer(local_providers={"local", "fake", "llamacpp"})
-    types = {name: p.type for name, p in config.providers.items()}
-
-    def price(provider: str, model: str, usage: Usage) -> float | None:
-        cost = pricer.price(types.get(provider, provider), model, usage)
-        return cost.total_usd if cost is not None else None
-
-    return price
 
 
 def open_ledger(config: Config, project_dir: Path, env: Mapping[str, str]) -> LedgerWriter:
@@ -100,6 +99,7 @@ class AsyncClient:
                  http: httpx.AsyncClient | None = None, hooks: Sequence[CallHook] = (),
                  ledger: LedgerWriter | None = None, clock: Clock = SYSTEM_CLOCK,
                  rng: random.Random | None = None, price: PriceFn | None = None,
+                 alert_sink: AlertSink | None = None,
                  ids: Callable[[], str] = new_id) -> None:
         self.config = config
         self.ledger = ledger
@@ -111,7 +111,8 @@ class AsyncClient:
             if name not in built:
                 built[name] = build_provider(name, cfg, env or {}, self._http, clock)
         self.runtime, self.metrics = build_runtime(config, built, hooks=hooks, ledger=ledger,
-                                                   clock=clock, rng=rng, price=price)
+                                                   clock=clock, rng=rng, price=price,
+                                                   alert_sink=alert_sink)
         self._ids = ids
         self._prompts: Any = None
         self._rendered: dict[str, Any] = {}

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from buttress.costs.budgets import Budget
+from buttress.costs.runaway import RunawayPolicy
 from buttress.errors import ConfigError
 from buttress.runtime.policy import Policy
 from buttress.testing.chaos import ChaosSettings
@@ -91,12 +93,20 @@ class LedgerConfig(Strict):
     spill_dir: str = ".buttress/spill"
 
 
+class AlertsConfig(Strict):
+    webhook_url_env: str | None = Field(
+        None, description="environment variable holding a webhook URL for budget alerts")
+
+
 class Config(Strict):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     features: dict[str, FeatureConfig] = Field(default_factory=dict)
     policy: Policy = Policy()
     ledger: LedgerConfig = LedgerConfig()
+    budgets: tuple[Budget, ...] = ()
+    alerts: AlertsConfig = AlertsConfig()
+    runaway: RunawayPolicy = RunawayPolicy()
     environment: Literal["development", "staging", "production"] = "development"
 
     @model_validator(mode="after")

@@ -5,8 +5,8 @@ budgets per feature, key, tag and globally, alert values and sinks, and runaway 
 Everything here is in-memory and cheap enough for the call path; already-spent amounts come in
 through an injected ``SpendSource`` (the ledger's aggregate queries).
 
-Must not import: ``buttress.runtime``, ``buttress.ledger``, ``buttress.gateway``, ``buttress.cli``
-(they call into this package, not the other way round).
+Must not import: ``buttress.ledger``, ``buttress.gateway``, ``buttress.cli`` (they call into this
+package, not the other way round). Only ``hook.py``, the call hook, reads the runtime's values.
 """
 
 from buttress.costs.alerts import Alert, AlertSink, LogAlertSink, WebhookAlertSink

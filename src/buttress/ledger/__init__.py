@@ -3,7 +3,8 @@
 Owns the record shapes, the store seam with its SQLite and PostgreSQL stores, migrations,
 redaction and the background writer, plus the call hooks that feed it (``hook.py``) and
 metrics (``metrics.py``), the only modules here that import the runtime's values. It must not
-import the gateway, CLI or dashboard; they import it. Importing it opens nothing; ``PostgresStore`` imports psycopg only when built.
+import the gateway, CLI or dashboard; they import it. Importing it opens nothing;
+``PostgresStore`` imports psycopg only when built.
 """
 
 from buttress.ledger.records import (
