@@ -6,6 +6,7 @@ wraps a call.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,6 +35,8 @@ from buttress.runtime.result import Call, CallResult, Target
 from buttress.runtime.runtime import PriceFn, Runtime
 from buttress.runtime.streaming import CallStream
 from buttress.types import CallRequest, Message, ResponseFormat, Tool
+
+log = logging.getLogger("buttress")
 
 _PARAMS = ("temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice", "logprobs",
            "top_logprobs")
@@ -129,6 +132,8 @@ class AsyncClient:
 
         path = Path(path)
         config = load_config(path)
+        for warning in config.pinning_warnings():
+            log.warning("%s: %s", path, warning)
         env = os.environ if env is None else env
         if "ledger" not in kwargs and config.ledger.enabled:
             kwargs["ledger"] = open_ledger(config, path.parent, env)
