@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,9 @@ def test_call_streams_the_answer_and_shows_the_attempt(tmp_path: Path) -> None:
     assert "latency" in out
     assert "TTFT" in out
     assert re.search(r"tokens \d+ prompt / \d+ completion", out)
+    # the call went through the same client as library code, so the ledger has it
+    with sqlite3.connect(tmp_path / ".buttress" / "ledger.db") as db:
+        assert db.execute("select count(*) from calls").fetchone() == (1,)
 
 
 def test_call_shows_a_retry(tmp_path: Path) -> None:

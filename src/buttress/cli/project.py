@@ -30,11 +30,14 @@ def config_path(project: Path) -> Path:
 
 
 def open_client(project: Path, *, hooks: Sequence[CallHook] = ()) -> AsyncClient:
-    """A client for the project's config, with keys from the process environment."""
+    """A client for the project's config, with keys from the process environment.
+
+    It records to the ledger the config names, like any client made ``from_config``.
+    """
     path = config_path(project)
-    config = load_config(path)
-    return AsyncClient(config, project_dir=project, env=os.environ,
-                       providers=shared_local_providers(config), hooks=hooks)
+    # parsed here too, to build the shared local providers before the client exists
+    providers = shared_local_providers(load_config(path))
+    return AsyncClient.from_config(path, env=os.environ, providers=providers, hooks=hooks)
 
 
 def shared_local_providers(config: Config) -> dict[str, Provider]:
