@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -155,7 +156,7 @@ def test_call_streams_the_answer_and_shows_the_attempt(tmp_path: Path) -> None:
     assert "TTFT" in out
     assert re.search(r"tokens \d+ prompt / \d+ completion", out)
     # the call went through the same client as library code, so the ledger has it
-    with sqlite3.connect(tmp_path / ".buttress" / "ledger.db") as db:
+    with closing(sqlite3.connect(tmp_path / ".buttress" / "ledger.db")) as db:
         assert db.execute("select count(*) from calls").fetchone() == (1,)
 
 
