@@ -70,6 +70,11 @@ def test_near_misses_are_left_alone(text: str) -> None:
     assert Redactor().scrub(text) == text
 
 
+def test_a_card_followed_by_more_numbers_is_still_found() -> None:
+    assert Redactor().scrub("pay 4111111111111111 12 25 ok") == "pay [REDACTED:card] 12 25 ok"
+    assert Redactor().scrub("n 12345678901234567890 ok") == "n 12345678901234567890 ok"
+
+
 def test_luhn() -> None:
     assert luhn_valid("4111111111111111")
     assert not luhn_valid("4111111111111112")

@@ -20,7 +20,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from buttress.errors import ConfigError
-from buttress.ledger.detectors import Detector, LiteralDetector, pii_detectors, secret_detectors
+from buttress.ledger.detectors import (
+    DIGIT_RUN,
+    DIGITS,
+    Detector,
+    LiteralDetector,
+    pii_detectors,
+    secret_detectors,
+)
 from buttress.ledger.records import AttemptRecord, CallRecord, FeedbackRecord, Validation
 
 Mode = Literal["store", "redact", "hash", "drop"]
@@ -67,6 +74,8 @@ class Redactor:
                                           else secret_patterns)]
         self._all: list[Detector] = [*self._secret,
                                      *(pii_detectors() if detectors is None else detectors)]
+        self._gated_secret = [(d, getattr(d, "triggers", ()) or ()) for d in self._secret]
+        self._gated_all = [(d, getattr(d, "triggers", ()) or ()) for d in self._all]
 
     def mode_for(self, feature: str) -> Mode:
         return self.features.get(feature, self.default)
@@ -76,10 +85,25 @@ class Redactor:
     def scrub(self, text: str, *, personal: bool = True) -> str:
         """``text`` with secret spans (and personal data when ``personal``) replaced by
         ``[REDACTED:<label>]``."""
-        detectors = self._all if personal else self._secret
         spans: list[tuple[int, int, str]] = []
-        for detector in detectors:
-            spans.extend((s, e, detector.label) for s, e in detector.find(text))
+        low: str | None = None
+        digits: bool | None = None
+        for detector, triggers in (self._gated_all if personal else self._gated_secret):
+            if triggers:  # run the detector only on text holding one of its triggers
+                if low is None:
+                    low = text.lower()
+                for word in triggers:
+                    if word is DIGITS:
+                        if digits is None:
+                            digits = DIGIT_RUN.search(text) is not None
+                        if digits:
+                            break
+                    elif word in low:
+                        break
+                else:
+                    continue
+            for s, e in detector.find(text):
+                spans.append((s, e, detector.label))
         if not spans:
             return text
         spans.sort()
