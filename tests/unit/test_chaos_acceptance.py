@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 
 from buttress.errors import AllAttemptsFailed, ButtressError, DeadlineExceeded
@@ -34,6 +35,44 @@ class Tally:
 
 
 async def run_calls(runtime: Runtime, n: int, deadline_s: float) -> list[tuple[object, float]]:
+    # A full collection of the test process's heap can pause the loop for longer than the
+    # 50 ms tolerance; that pause is the interpreter's, not the runtime's, so it is kept out.
+    gc.collect()
+    gc.disable()
+    try:
+        return await _run_calls(runtime, n, deadline_s)
+    finally:
+        gc.enable()
+
+
+class LoopLag:
+    """How late the event loop ran a 1 ms timer, at worst: tells a slow runtime from a starved
+    process when a timing assertion fails."""
+
+    worst = 0.0
+
+    async def watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(0.001)
+            self.worst = max(self.worst, loop.time() - t - 0.001)
+
+
+LAG = LoopLag()
+
+
+async def _run_calls(runtime: Runtime, n: int, deadline_s: float) -> list[tuple[object, float]]:
+    LAG.worst = 0.0
+    watcher = asyncio.ensure_future(LAG.watch())
+    try:
+        return await _gather_calls(runtime, n, deadline_s)
+    finally:
+        watcher.cancel()
+
+
+async def _gather_calls(runtime: Runtime, n: int,
+                        deadline_s: float) -> list[tuple[object, float]]:
     loop = asyncio.get_running_loop()
     request = CallRequest(model="", messages=(Message.user("ticket"),))
     sem = asyncio.Semaphore(100)
@@ -66,7 +105,8 @@ async def test_thousand_calls_succeed_through_a_30_percent_chaotic_primary() -> 
     assert failures == []
     assert sum(primary.injected.values()) > 250  # ~30% of the primary's attempts failed
     assert set(primary.injected) == {"rate_limit", "server_error", "timeout", "reset"}
-    assert max(elapsed for _, elapsed in results) < 0.5 + 0.05
+    worst = max(elapsed for _, elapsed in results)
+    assert worst < 0.5 + 0.05, f"overran by {worst - 0.5:.3f}s; worst loop lag {LAG.worst:.3f}s"
     # retries and fallbacks both happened, and every call's attempts were seen by the hooks
     kinds = {a.kind for o in tally.outcomes for a in o.attempts}
     assert {"primary", "retry"} <= kinds
@@ -82,5 +122,6 @@ async def test_when_everything_fails_each_call_ends_in_a_typed_error_within_its_
 
     for outcome, elapsed in results:
         assert isinstance(outcome, AllAttemptsFailed | DeadlineExceeded), outcome
-        assert elapsed < 0.2 + 0.05
+        assert elapsed < 0.2 + 0.05, f"overran by {elapsed - 0.2:.3f}s; worst loop lag " \
+            f"{LAG.worst:.3f}s"
     assert any(isinstance(o, AllAttemptsFailed) for o, _ in results)
