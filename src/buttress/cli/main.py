@@ -8,7 +8,17 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from buttress.cli import call_cmd, demo_cmd, init_cmd, models_cmd
+from buttress.cli import (
+    call_cmd,
+    cost_cmd,
+    demo_cmd,
+    feedback_cmd,
+    init_cmd,
+    logs_cmd,
+    models_cmd,
+    replay_cmd,
+    show_cmd,
+)
 from buttress.cli.console import print_error
 from buttress.cli.prompts_cmd import app as prompts_app
 from buttress.errors import ButtressError
@@ -45,6 +55,11 @@ app.command("init")(init_cmd.init)
 app.command("call")(call_cmd.call)
 app.command("models")(models_cmd.models)
 app.command("demo")(demo_cmd.demo)
+app.command("logs")(logs_cmd.logs)
+app.command("show")(show_cmd.show)
+app.command("replay")(replay_cmd.replay)
+app.command("cost")(cost_cmd.cost)
+app.command("feedback")(feedback_cmd.feedback)
 app.add_typer(prompts_app, name="prompts")
 
 
