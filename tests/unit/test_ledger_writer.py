@@ -270,3 +270,28 @@ def test_close_flushes_is_idempotent_and_later_records_are_dropped(tmp_path: Pat
 def test_bad_settings_are_config_errors(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         LedgerWriter(MemoryStore(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_deferred_records_are_built_on_the_writer_thread_and_spill_too(tmp_path: Path) -> None:
+    store = MemoryStore(gated=True)
+    w = LedgerWriter(store, batch_size=1, max_queue=1, on_full="spill",  # type: ignore[arg-type]
+                     spill_dir=tmp_path)
+    built_on: list[str] = []
+
+    def deferred(i: int, text: str = "") -> Callable[[], tuple[CallRecord, tuple[()]]]:
+        def build() -> tuple[CallRecord, tuple[()]]:
+            built_on.append(threading.current_thread().name)
+            return call(i, output_text=text), ()
+        return build
+
+    w.record_deferred(deferred(0))
+    assert store.entered.wait(10)
+    w.record_deferred(deferred(1))
+    assert not w.record_deferred(deferred(2, f"key {SECRET}"))  # queue full: spilled
+    raw = next(tmp_path.glob("ledger-spill-*.jsonl")).read_text()
+    assert '"c2"' in raw
+    assert SECRET not in raw
+    store.release()
+    w.close(timeout=10)
+    assert sorted(c.call_id for c in store.calls) == ["c0", "c1", "c2"]
+    assert built_on.count("buttress-ledger-writer") == 2  # c2 was built where it spilled

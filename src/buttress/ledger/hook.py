@@ -29,10 +29,12 @@ class LedgerHook:
         return None
 
     async def after(self, outcome: Outcome) -> None:
-        call_record, attempts = self.records(outcome)
-        self.writer.record_call(call_record, attempts)
+        # The records are built on the writer thread: the call path pays one append.
+        wall = self.clock.wall()
+        self.writer.record_deferred(lambda: self.records(outcome, wall))
 
-    def records(self, outcome: Outcome) -> tuple[CallRecord, list[AttemptRecord]]:
+    def records(self, outcome: Outcome,
+                wall: float | None = None) -> tuple[CallRecord, tuple[AttemptRecord, ...]]:
         call, result, error = outcome.call, outcome.result, outcome.error
         first = outcome.attempts[0] if outcome.attempts else None
         fields: dict[str, Any] = {
@@ -46,7 +48,7 @@ class LedgerHook:
             "ttft_ms": outcome.ttft_s * 1000 if outcome.ttft_s is not None else None,
             "attempts": len(outcome.attempts),
             # a call refused before dispatch (a budget) has no attempt to date it by
-            "created_at": first.started_at if first else self.clock.wall(),
+            "created_at": first.started_at if first else (wall or self.clock.wall()),
             "output_text": None, "output_value": None, "finish_reason": None,
             "validation": None, "cost_saved_usd": 0.0, "cache_hit": False, "tier": None,
             "confidence": None, "system_fingerprint": None,
@@ -78,7 +80,7 @@ class LedgerHook:
                 cost_usd=self._cost(outcome.attempts),
             )
         record = CallRecord.model_construct(**fields)
-        attempts = [self._attempt(call.call_id, a) for a in outcome.attempts]
+        attempts = tuple(self._attempt(call.call_id, a) for a in outcome.attempts)
         return record, attempts
 
     def _attempt(self, call_id: str, a: Attempt) -> AttemptRecord:

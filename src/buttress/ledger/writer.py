@@ -24,11 +24,12 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import ValidationError
 
@@ -41,12 +42,20 @@ from buttress.ledger.records import (
     FeedbackRecord,
 )
 from buttress.ledger.redaction import Redactor
-from buttress.ledger.spill import Entry, SpillFile, claim, pending_files, read_entries
+from buttress.ledger.spill import (
+    CallEntry,
+    Entry,
+    SpillFile,
+    claim,
+    pending_files,
+    read_entries,
+)
 from buttress.ledger.store import LedgerStore
 
 log = logging.getLogger("buttress.ledger")
 
 OnFull = Literal["block", "drop", "spill"]
+Deferred = Callable[[], CallEntry]
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,7 @@ class LedgerWriter:
         self._spill = SpillFile(Path(spill_dir)) if spill_dir is not None else None
         self._spill_lock = threading.Lock()
 
-        self._q: collections.deque[Entry] = collections.deque()
+        self._q: collections.deque[Entry | Deferred] = collections.deque()
         self._cond = threading.Condition()
         self._wake = threading.Event()
         self._blocked = 0
@@ -108,6 +117,11 @@ class LedgerWriter:
     def record_call(self, call: CallRecord, attempts: Sequence[AttemptRecord] = ()) -> bool:
         """Queue a call and its attempts. Returns False when the entry was dropped or spilled."""
         return self._put((call, tuple(attempts)))
+
+    def record_deferred(self, build: Callable[[], CallEntry]) -> bool:
+        """Queue a call whose records ``build`` makes later, on the writer thread, so building
+        them (and everything else but this append) stays off the call path."""
+        return self._put(build)
 
     def record_feedback(self, call_id: str, signal: str, value: float | None = None,
                         comment: str | None = None) -> FeedbackRecord:
@@ -127,7 +141,7 @@ class LedgerWriter:
         self._put(record)
         return record
 
-    def _put(self, entry: Entry) -> bool:
+    def _put(self, entry: Entry | Deferred) -> bool:
         with self._cond:
             if self._closed:
                 self._dropped += 1
@@ -149,7 +163,7 @@ class LedgerWriter:
         self._spill_entries([entry])  # outside the lock: it is file I/O
         return False
 
-    def _wait_and_put(self, entry: Entry) -> bool:
+    def _wait_and_put(self, entry: Entry | Deferred) -> bool:
         # Called holding self._cond.
         self._blocked += 1
         self._wake.set()
@@ -235,14 +249,19 @@ class LedgerWriter:
                         self._cond.notify_all()
                         return
 
-    def _write(self, batch: list[Entry]) -> None:
+    def _write(self, batch: list[Entry | Deferred]) -> None:
         calls: list[CallRecord] = []
         attempts: list[AttemptRecord] = []
         feedback: list[FeedbackRecord] = []
         clean: list[Entry] = []
         bad = 0
         for entry in batch:
+            # Yield the GIL between records: the event loop thread waiting on it gets it within
+            # one record's work instead of after Python's 5 ms switch interval.
+            time.sleep(0)
             try:
+                if callable(entry):
+                    entry = entry()
                 if isinstance(entry, FeedbackRecord):
                     fb = self.redactor.feedback(entry)
                     feedback.append(fb)
@@ -281,13 +300,14 @@ class LedgerWriter:
             except Exception:
                 log.exception("ledger: on_commit callback failed")
 
-    def _spill_entries(self, entries: list[Entry], *, count: bool = True) -> bool:
+    def _spill_entries(self, entries: list[Entry] | list[Entry | Deferred], *,
+                       count: bool = True) -> bool:
         assert self._spill is not None
         try:
-            if count:  # from the call path: not yet redacted
-                entries = [self._redact(e) for e in entries]
+            # from the call path: not yet redacted (nor built); from _write: clean already
+            clean = [self._redact(e) for e in entries] if count else cast(list[Entry], entries)
             with self._spill_lock:
-                self._spill.append(entries)
+                self._spill.append(clean)
         except Exception:
             log.exception("ledger: spilling %d records failed", len(entries))
             with self._cond:
@@ -298,7 +318,9 @@ class LedgerWriter:
                 self._spilled += len(entries)
         return True
 
-    def _redact(self, entry: Entry) -> Entry:
+    def _redact(self, entry: Entry | Deferred) -> Entry:
+        if callable(entry):
+            entry = entry()
         if isinstance(entry, FeedbackRecord):
             return self.redactor.feedback(entry)
         call = self.redactor.call(entry[0])
