@@ -20,6 +20,7 @@ from buttress.cli import (
     show_cmd,
 )
 from buttress.cli.console import print_error
+from buttress.cli.eval_cmd import app as eval_app
 from buttress.cli.prompts_cmd import app as prompts_app
 from buttress.errors import ButtressError
 
@@ -61,6 +62,7 @@ app.command("replay")(replay_cmd.replay)
 app.command("cost")(cost_cmd.cost)
 app.command("feedback")(feedback_cmd.feedback)
 app.add_typer(prompts_app, name="prompts")
+app.add_typer(eval_app, name="eval")
 
 
 def main() -> None:

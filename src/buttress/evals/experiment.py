@@ -1,0 +1,251 @@
+"""Experiments: a dataset run across variants (prompt versions × models × parameters), with
+repeated trials, through the client's runtime.
+
+Every call goes through ``AsyncClient.runtime`` (provider concurrency limits, retries, fallback,
+budgets, the ledger) and carries the tags ``eval:RUN_ID``, ``variant:LABEL`` and ``case:ID``. A
+semaphore bounds how many cases are in flight. Cases with a fixed ``output`` are scored without
+a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from buttress.client import AsyncClient
+from buttress.errors import ButtressError, UsageError
+from buttress.evals.aggregate import summarise
+from buttress.evals.calibration import CalibrationStore
+from buttress.evals.dataset import Case, Dataset, JudgeSettings, ScorerSpec
+from buttress.evals.judge import LLMJudge
+from buttress.evals.results import CaseResult, EvalRun, JudgeReport, Variant
+from buttress.evals.scorers import Score, Scorer, ScorerContext, ScorerRegistry, default_registry
+from buttress.ids import new_id
+from buttress.runtime.result import Call
+from buttress.types import CallRequest, Message
+
+DEFAULT_SCORERS = (ScorerSpec(name="exact"),)
+_REQUEST_FIELDS = ("temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice",
+                   "logprobs", "top_logprobs", "tools", "response_format")
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Experiment:
+    """``await Experiment(client, "triage", dataset, variants=[...]).run()`` -> ``EvalRun``."""
+
+    client: AsyncClient
+    feature: str
+    dataset: Dataset
+    variants: Sequence[Variant] = (Variant(),)
+    scorers: Sequence[ScorerSpec] | None = None
+    registry: ScorerRegistry = field(default_factory=default_registry)
+    epochs: int = 1
+    concurrency: int = 16
+    run_id: str = field(default_factory=new_id)
+    seed: int = 0
+    calibrations: CalibrationStore | None = None
+    hide_outputs: bool = False
+    progress: Progress | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.concurrency < 1:
+            raise UsageError("epochs and concurrency must be at least 1")
+        if not self.variants:
+            raise UsageError("an experiment needs at least one variant")
+        labels = [v.label for v in self.variants]
+        if len(set(labels)) != len(labels):
+            raise UsageError(f"variants must have distinct labels: {labels}")
+        if self.feature not in self.client.config.features:
+            raise UsageError(f"unknown feature {self.feature!r}; configured: "
+                             f"{', '.join(sorted(self.client.config.features)) or 'none'}")
+        self.specs = tuple(self.scorers or self.dataset.settings.scorers or DEFAULT_SCORERS)
+        keys = [s.key for s in self.specs]
+        if len(set(keys)) != len(keys):
+            raise UsageError(f"two scorers share a name; give one a `label`: {keys}")
+        self.tags = (f"eval:{self.run_id}",)
+        context = ScorerContext(project_dir=self.client.project_dir, client=self.client,
+                                tags=self.tags)
+        self._scorers: list[Scorer] = [self.registry.build(s, context) for s in self.specs]
+
+    async def run(self) -> EvalRun:
+        clock = self.client.runtime.clock
+        started_wall, started = clock.wall(), clock.now()
+        calls = [self._prepare(v) for v in self.variants]
+        gate = asyncio.Semaphore(self.concurrency)
+        total = len(self.variants) * len(self.dataset.cases) * self.epochs
+        done = 0
+
+        async def one(v: Variant, build: _Builder, case: Case, epoch: int) -> CaseResult:
+            nonlocal done
+            async with gate:
+                result = await self._case(v, build, case, epoch)
+            done += 1
+            if self.progress is not None:
+                self.progress(done, total)
+            return result
+
+        results = await asyncio.gather(*(
+            one(v, b, case, epoch) for v, b in zip(self.variants, calls, strict=True)
+            for epoch in range(self.epochs) for case in self.dataset.cases))
+        cases = self.dataset.cases
+        summaries = tuple(summarise(v.label, [r for r in results if r.variant == v.label],
+                                    cases, self._classification_keys(), seed=self.seed)
+                          for v in self.variants)
+        if self.hide_outputs:
+            results = [_hidden(r) for r in results]
+        return EvalRun(
+            run_id=self.run_id, created_at=started_wall, feature=self.feature,
+            dataset=self.dataset.name, dataset_version=self.dataset.version,
+            split=self.dataset.split, epochs=self.epochs, seed=self.seed, scorers=self.specs,
+            variants=tuple(self.variants), summaries=summaries, results=tuple(results),
+            case_weights={c.id: c.weight for c in cases},
+            case_tags={c.id: c.tags for c in cases}, judges=self._judges(),
+            warnings=tuple(variant_warnings(self.variants)), outputs_hidden=self.hide_outputs,
+            duration_s=clock.now() - started)
+
+    def _classification_keys(self) -> list[str]:
+        return [s.spec.key for s in self._scorers if getattr(s, "kind", "") == "classification"]
+
+    def _judges(self) -> tuple[JudgeReport, ...]:
+        settings: JudgeSettings = self.dataset.settings.judge
+        out = []
+        for scorer in self._scorers:
+            if not isinstance(scorer, LLMJudge):
+                continue
+            key = scorer.key
+            found = self.calibrations.get(key) if self.calibrations is not None else None
+            out.append(JudgeReport(scorer=scorer.spec.key, judge_key=key,
+                                   agreement=found.overall if found else None,
+                                   acceptable=found is not None and found.acceptable(settings),
+                                   min_kappa=settings.min_kappa))
+        return tuple(out)
+
+    def _prepare(self, variant: Variant) -> _Builder:
+        """How to build this variant's call for a case (the prompt is loaded once)."""
+        client = self.client
+        spec = client.config.features[self.feature]
+        prompt: Any = None
+        if spec.prompt:
+            if variant.prompt_version:
+                from buttress.prompts import PromptStore
+                prompt = PromptStore(client.project_dir / "prompts").get(
+                    spec.prompt, variant.prompt_version)
+            else:
+                prompt = client.prompt(spec.prompt)
+        elif variant.prompt_version:
+            raise UsageError(f"feature {self.feature!r} has no prompt to take a version of")
+        params: dict[str, Any] = {}
+        if prompt is not None:
+            params.update({k: v for k, v in prompt.params.model_dump(exclude={"extra"}).items()
+                           if v not in (None, ())})
+            params.update(prompt.params.extra)
+        params.update(spec.params)
+        params.update(variant.params)
+        targets = client.targets([variant.model] if variant.model else spec.models)
+        policy = client.config.feature_policy(self.feature)
+        tags = (*self.tags, f"variant:{variant.label}")
+
+        def build(case: Case, epoch: int) -> Call:
+            messages: tuple[Message, ...] = tuple(prompt.render(case.inputs)) if prompt else ()
+            messages += case.messages
+            if not messages:
+                raise UsageError(f"case {case.id!r}: no prompt and no messages to send")
+            call_id = new_id()
+            return Call(request=_request(messages, params), targets=targets, policy=policy,
+                        call_id=call_id, trace_id=call_id, feature=self.feature,
+                        prompt_name=prompt.name if prompt else None,
+                        prompt_version=prompt.version if prompt else None,
+                        environment=client.config.environment,
+                        tags=(*tags, f"case:{case.id}", f"epoch:{epoch}"))
+        return build
+
+    async def _case(self, variant: Variant, build: _Builder, case: Case,
+                    epoch: int) -> CaseResult:
+        fields: dict[str, Any] = {}
+        if case.output is not None:
+            output: str | None = case.output
+        else:
+            try:
+                result = await self.client.runtime.complete(build(case, epoch))
+            except ButtressError as exc:
+                output = None
+                fields["error"] = f"{type(exc).__name__}: {exc}"
+            else:
+                output = result.text
+                usage = result.total_usage
+                fields.update(latency_s=result.latency_s, cost_usd=result.cost_usd,
+                              prompt_tokens=usage.prompt_tokens,
+                              completion_tokens=usage.completion_tokens,
+                              call_id=result.call_id)
+        if output is None:
+            scores = {s.spec.key: Score(value=0.0, passed=False, detail="no output")
+                      for s in self._scorers}
+        else:
+            scores = {s.spec.key: await s.score(output, case) for s in self._scorers}
+        value = sum(s.value for s in scores.values()) / len(scores)
+        return CaseResult(case_id=case.id, variant=variant.label, epoch=epoch, output=output,
+                          scores=scores, passed=all(s.passed for s in scores.values()),
+                          value=value, **fields)
+
+
+_Builder = Callable[[Case, int], Call]
+
+
+def _request(messages: tuple[Message, ...], params: dict[str, Any]) -> CallRequest:
+    known = {k: v for k, v in params.items() if k in _REQUEST_FIELDS}
+    extra = {k: v for k, v in params.items() if k not in _REQUEST_FIELDS}
+    if isinstance(known.get("stop"), str):
+        known["stop"] = (known["stop"],)
+    return CallRequest(model="", messages=messages, extra=extra, **known)
+
+
+def _hidden(result: CaseResult) -> CaseResult:
+    """A holdout result with what would leak the split removed: aggregates stay computable."""
+    scores = {k: s.model_copy(update={"detail": "", "reasoning": None, "label": None,
+                                      "expected_label": None})
+              for k, s in result.scores.items()}
+    return result.model_copy(update={"output": None, "scores": scores, "error": None})
+
+
+def variant_warnings(variants: Sequence[Variant]) -> list[str]:
+    """A warning for each pair of variants that differ in more than one variable."""
+    out = []
+    for i, a in enumerate(variants):
+        for b in variants[i + 1:]:
+            diff = a.differences(b)
+            if len(diff) > 1:
+                out.append(f"variants {a.label!r} and {b.label!r} differ in {len(diff)} "
+                           f"variables ({', '.join(diff)}): a difference in score cannot be "
+                           "attributed to one of them")
+    return out
+
+
+def parse_variant(text: str) -> Variant:
+    """``[NAME:]prompt=VERSION,model=ALIAS,temperature=0.2`` (values parsed as JSON if they can
+    be)."""
+    import json
+
+    name, sep, rest = text.partition(":")
+    if not sep or "=" in name:
+        name, rest = "", text
+    fields: dict[str, Any] = {"name": name.strip()}
+    params: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise UsageError(f"variant {text!r}: expected KEY=VALUE, got {part!r}")
+        key = key.strip()
+        if key == "prompt":
+            fields["prompt_version"] = value.strip()
+        elif key == "model":
+            fields["model"] = value.strip()
+        else:
+            try:
+                params[key] = json.loads(value)
+            except ValueError:
+                params[key] = value
+    return Variant(params=params, **fields)
