@@ -24,7 +24,7 @@ def cost(ctx: typer.Context,
          by: Annotated[str, typer.Option(
              help=f"Group by: {', '.join(AGGREGATE_BY)}.")] = "feature",
          since: Annotated[str | None, typer.Option(
-             help="From this time: 30m, 2h, 7d ago, or an ISO date/datetime.")] = "7d",
+             help="From this time: 30m, 2h, 7d ago, an ISO date/datetime, or 'all'.")] = "7d",
          until: Annotated[str | None, typer.Option(
              help="Before this time (same forms as --since).")] = None,
          as_json: Annotated[bool, typer.Option(
@@ -35,7 +35,7 @@ def cost(ctx: typer.Context,
         raise UsageError(f"--by {by!r}: choose one of {', '.join(AGGREGATE_BY)}")
     group = cast(AggregateBy, by)
     now = SYSTEM_CLOCK.wall()
-    start = parse_when(since, now, option="--since") if since else None
+    start = parse_when(since, now, option="--since") if since and since != "all" else None
     end = parse_when(until, now, option="--until") if until else None
     with ledger_store(project_dir(ctx)) as (_, store):
         rows = store.aggregate(group, start, end)

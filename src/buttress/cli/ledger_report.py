@@ -16,9 +16,12 @@ def short_id(call_id: str) -> str:
     return call_id[-SHORT_ID:]
 
 
-def local_time(epoch: float, *, seconds_only: bool = True) -> str:
+def local_time(epoch: float, *, short: bool = False, full: bool = False) -> str:
+    """Local time: ``MM-DD HH:MM`` when ``short``, ISO with the zone when ``full``."""
     moment = datetime.fromtimestamp(epoch).astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if seconds_only else moment.isoformat()
+    if full:
+        return moment.isoformat()
+    return moment.strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S")
 
 
 def ms(value: float | None) -> str:

@@ -6,6 +6,7 @@ import json
 from typing import Annotated, get_args
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -20,6 +21,7 @@ from buttress.ledger import CallFilter, CallRecord
 from buttress.ledger.records import CallStatus
 
 STATUSES: tuple[str, ...] = get_args(CallStatus)
+WIDE = 140
 
 
 def logs(ctx: typer.Context,
@@ -60,23 +62,37 @@ def logs(ctx: typer.Context,
     if not calls:
         console.print(Text("no calls match", style="dim"))
         return
-    console.print(calls_table(calls))
+    console.print(calls_table(calls, console.width))
     if len(calls) == limit:
         console.print(Text(f"showing the newest {limit}; use --limit for more", style="dim"))
 
 
-def calls_table(calls: list[CallRecord]) -> Table:
-    table = Table(show_edge=False)
+def calls_table(calls: list[CallRecord], width: int) -> Table:
+    """The calls as rows; below ``WIDE`` columns the prompt, TTFT and tokens are left out (``show``
+    and ``--json`` have them) so the rest stays readable at 80 columns."""
+    wide = width >= WIDE
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  collapse_padding=True)
     table.add_column("time", no_wrap=True)
     table.add_column("id", no_wrap=True, style="cyan")
-    for column in ("feature", "prompt", "served by", "status"):
-        table.add_column(column, overflow="fold")
-    for column in ("latency", "ttft", "tokens in/out", "cost"):
-        table.add_column(column, no_wrap=True, justify="right")
+    table.add_column("feature", overflow="fold")
+    if wide:
+        table.add_column("prompt", overflow="fold")
+    table.add_column("served by", overflow="fold", min_width=9)
+    table.add_column("status", overflow="fold", min_width=6)
+    table.add_column("latency", no_wrap=True, justify="right")
+    if wide:
+        table.add_column("ttft", no_wrap=True, justify="right")
+        table.add_column("tokens in/out", no_wrap=True, justify="right")
+    table.add_column("cost", no_wrap=True, justify="right")
     for c in calls:
-        cost = "-" if c.cost_usd is None else f"${c.cost_usd:.4f}"
-        table.add_row(local_time(c.created_at), short_id(c.call_id), c.feature or "-",
-                      prompt_ref(c), served(c), status_text(c.status, c.error_kind),
-                      ms(c.latency_ms), ms(c.ttft_ms),
-                      f"{c.prompt_tokens}/{c.completion_tokens}", cost)
+        cells: list[str | Text] = [local_time(c.created_at, short=not wide),
+                                   short_id(c.call_id), c.feature or "-"]
+        if wide:
+            cells.append(prompt_ref(c))
+        cells += [served(c), status_text(c.status, c.error_kind), ms(c.latency_ms)]
+        if wide:
+            cells += [ms(c.ttft_ms), f"{c.prompt_tokens}/{c.completion_tokens}"]
+        cells.append("-" if c.cost_usd is None else f"${c.cost_usd:.4f}")
+        table.add_row(*cells)
     return table

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -58,7 +59,7 @@ def fields_grid(r: CallRecord) -> Table:
     requested = r.model_requested or "-"
     rows: list[tuple[str, str | Text]] = [
         ("call", r.call_id),
-        ("time", local_time(r.created_at, seconds_only=False)),
+        ("time", local_time(r.created_at, full=True)),
         ("trace / parent", f"{r.trace_id or '-'} / {r.parent_id or '-'}"),
         ("feature", r.feature or "-"),
         ("prompt", prompt_ref(r)),
@@ -121,20 +122,27 @@ def print_output(console: Console, r: CallRecord) -> None:
 
 
 def attempts_table(attempts: Sequence[AttemptRecord]) -> Table:
-    table = Table(title="attempts", title_justify="left", show_edge=False)
-    for column in ("#", "kind", "provider/model", "status"):
-        table.add_column(column, overflow="fold")
-    table.add_column("error", overflow="fold", min_width=24)
-    for column in ("latency", "ttft", "tokens in/out", "cost"):
+    # the error, the widest cell, goes last so the numbers stay on one line at 80 columns
+    table = Table(title="attempts", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False, collapse_padding=True)
+    table.add_column("#", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("provider/model", overflow="fold", min_width=10)
+    table.add_column("status", no_wrap=True)
+    for column in ("latency", "ttft", "tokens", "cost"):
         table.add_column(column, no_wrap=True, justify="right")
+    table.add_column("error", overflow="fold", min_width=12)
     for a in attempts:
         model = a.model_served or a.model_requested
         error = a.error_kind or ""
         if a.error_message:
-            error = f"{error}: {a.error_message}"
+            # provider errors start with "provider/model: ", which the row already shows
+            message = a.error_message.removeprefix(f"{a.provider}/{a.model_requested}: ")
+            error = f"{error}: {message}"
         table.add_row(str(a.index + 1), a.kind, f"{a.provider}/{model}",
-                      status_text(a.status), error, ms(a.latency_ms), ms(a.ttft_ms),
-                      f"{a.prompt_tokens}/{a.completion_tokens}", usd(a.cost_usd))
+                      status_text(a.status), ms(a.latency_ms), ms(a.ttft_ms),
+                      f"{a.prompt_tokens}/{a.completion_tokens}", usd(a.cost_usd),
+                      Text(error, style="red" if error else ""))
     return table
 
 
