@@ -6,6 +6,7 @@ wraps a call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -17,14 +18,15 @@ import httpx
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import Config, load_config
-from buttress.costs.alerts import AlertSink, LogAlertSink
-from buttress.costs.budgets import BudgetBook
+from buttress.costs.alerts import AlertSink, FanOutAlertSink, LogAlertSink, WebhookAlertSink
+from buttress.costs.budgets import BudgetBook, SpendQuery, SpendSource
 from buttress.costs.hook import BudgetHook, CallPricing
 from buttress.costs.runaway import RunawayDetector
-from buttress.errors import UsageError
+from buttress.errors import ConfigError, UsageError
 from buttress.ids import new_id
 from buttress.ledger.hook import LedgerHook
 from buttress.ledger.metrics import CallMetrics
+from buttress.ledger.store import LedgerStore
 from buttress.ledger.writer import LedgerWriter
 from buttress.providers.base import Provider
 from buttress.providers.http import new_http_client
@@ -57,8 +59,8 @@ def build_runtime(config: Config, providers: Mapping[str, Provider], *,
     pricing = CallPricing({name: p.type for name, p in config.providers.items()})
     price = price or pricing.price
     alert_sink = alert_sink or LogAlertSink()
-    book = BudgetBook(config.budgets, clock=clock, alert_sink=alert_sink) \
-        if config.budgets else None
+    book = BudgetBook(config.budgets, spend_source=ledger_spend(ledger.store) if ledger else None,
+                      clock=clock, alert_sink=alert_sink) if config.budgets else None
     budgets = BudgetHook(book, pricing.max_cost,
                          runaway=RunawayDetector(config.runaway, clock=clock,
                                                  alert_sink=alert_sink))
@@ -69,6 +71,17 @@ def build_runtime(config: Config, providers: Mapping[str, Provider], *,
     runtime = Runtime(providers, concurrency=concurrency, hooks=all_hooks, clock=clock, rng=rng,
                       price=price)
     return runtime, metrics
+
+
+def ledger_spend(store: LedgerStore) -> SpendSource:
+    """What a budget's scope already spent in a period, read from the ledger off the loop."""
+
+    async def spend(q: SpendQuery) -> float:
+        scope = {q.scope: q.target} if q.scope in ("feature", "key", "tag") else {}
+        return await asyncio.to_thread(store.spend, q.start.timestamp(), q.end.timestamp(),
+                                       **scope)
+
+    return spend
 
 
 def open_ledger(config: Config, project_dir: Path, env: Mapping[str, str]) -> LedgerWriter:
@@ -108,6 +121,7 @@ class AsyncClient:
         self.ledger = ledger
         self.project_dir = Path(project_dir)
         self._owns_http = http is None
+        self._owns_store = False  # from_config opens (and so closes) the ledger's store
         self._http = http or new_http_client()
         built = dict(providers or {})
         for name, cfg in config.providers.items():
@@ -135,9 +149,22 @@ class AsyncClient:
         for warning in config.pinning_warnings():
             log.warning("%s: %s", path, warning)
         env = os.environ if env is None else env
+        owned_http = owned_ledger = False
+        if "alert_sink" not in kwargs and config.alerts.webhook_url_env:
+            url = env.get(config.alerts.webhook_url_env)
+            if not url:
+                raise ConfigError(f"environment variable {config.alerts.webhook_url_env} is "
+                                  "not set", source=str(path), key="alerts.webhook_url_env")
+            if "http" not in kwargs:
+                kwargs["http"], owned_http = new_http_client(), True
+            kwargs["alert_sink"] = FanOutAlertSink(LogAlertSink(),
+                                                   WebhookAlertSink(url, kwargs["http"]))
         if "ledger" not in kwargs and config.ledger.enabled:
-            kwargs["ledger"] = open_ledger(config, path.parent, env)
-        return cls(config, project_dir=path.parent, env=env, **kwargs)
+            kwargs["ledger"], owned_ledger = open_ledger(config, path.parent, env), True
+        client = cls(config, project_dir=path.parent, env=env, **kwargs)
+        client._owns_http = client._owns_http or owned_http
+        client._owns_store = owned_ledger
+        return client
 
     def record_feedback(self, call_id: str, signal: str, value: float | None = None,
                         comment: str | None = None) -> None:
@@ -188,9 +215,9 @@ class AsyncClient:
         if self._owns_http:
             await self._http.aclose()
         if self.ledger is not None:
-            import asyncio
-
             await asyncio.to_thread(self.ledger.close)
+            if self._owns_store:
+                self.ledger.store.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self

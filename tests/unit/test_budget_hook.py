@@ -85,3 +85,32 @@ def test_bad_budget_config_names_the_key() -> None:
 
     with pytest.raises(ConfigError, match=r"budgets\[0\]"):
         parse_config('[[budgets]]\nscope = "feature"\nlimit_usd = 1\n')
+
+
+async def test_spend_already_in_the_ledger_counts_after_a_restart(tmp_path: Path) -> None:
+    usage = Usage(prompt_tokens=80, completion_tokens=1000)
+
+    def client() -> AsyncClient:
+        fake = FakeProvider(name="openai", script=[Reply(text="summary", usage=usage)])
+        writer = LedgerWriter(SQLiteStore(tmp_path / "ledger.db"))
+        return AsyncClient(parse_config(CONFIG), providers={"openai": fake}, ledger=writer,
+                           alert_sink=Sink())
+
+    first = client()
+    spent = 0.0
+    for _ in range(12):
+        result = await first.call("summarise", messages=[Message.user("text")])
+        spent += result.cost_usd or 0
+    await first.aclose()
+    assert 0.005 < spent < 0.01
+
+    second = client()  # a new process: in-memory spend starts at zero, the ledger does not
+    refused = 0
+    for _ in range(20):
+        try:
+            await second.call("summarise", messages=[Message.user("text")])
+        except BudgetExceeded:
+            refused += 1
+    await second.aclose()
+    # ~$0.0026 was left: about 4 more calls. Without the ledger's history about 16 would pass.
+    assert 14 <= refused <= 17

@@ -112,3 +112,14 @@ class WebhookAlertSink:
         """Wait for every alert already scheduled on this loop to be delivered or to fail."""
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+
+class FanOutAlertSink:
+    """Sends each alert to every sink (a log line and, when configured, a webhook)."""
+
+    def __init__(self, *sinks: AlertSink) -> None:
+        self.sinks = sinks
+
+    def send(self, alert: Alert) -> None:
+        for sink in self.sinks:
+            sink.send(alert)

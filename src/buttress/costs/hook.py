@@ -28,10 +28,15 @@ class BudgetHook:
         self.max_cost = max_cost
         self.runaway = runaway
         self._held: dict[str, Reservation] = {}
+        self._synced = False
 
     async def before(self, call: Call) -> None:
         if self.book is None:
             return
+        if not self._synced:
+            # spend recorded before this process started counts against this period's budgets
+            self._synced = True
+            await self.book.sync()
         scopes = CallScopes(feature=call.feature, key=call.key_id, tags=call.tags)
         self._held[call.call_id] = self.book.reserve(scopes, self.max_cost(call))
 
