@@ -125,6 +125,14 @@ def _summary(console: Console, outcomes: Sequence[Outcome], client: AsyncClient)
     if injected:
         console.print("  faults injected on the primary: " + ", ".join(
             f"{kind} ×{n}" for kind, n in sorted(injected.items())))
+    where = client.project_dir
+    console.print()
+    console.print(Text("Where to look", style="bold"))
+    console.print(f"  every call and attempt is in the ledger: buttress -C {where} logs")
+    console.print(f"  one call with its attempts:              buttress -C {where} show CALL_ID")
+    console.print(f"  spend by feature or model:               buttress -C {where} cost --by model")
+    console.print(f"  run it yourself:                         buttress -C {where} call triage "
+                  "--var ticket='...'")
 
 
 def _injected(client: AsyncClient) -> dict[str, int]:
