@@ -264,11 +264,12 @@ class AsyncClient:
             raise UsageError(f"unknown feature {feature!r}; configured: "
                              f"{', '.join(sorted(self.config.features)) or 'none'}")
         merged: dict[str, Any] = {}
-        prompt_name = prompt_version = None
+        prompt_name = prompt_version = prompt_commit = None
         rendered: tuple[Message, ...] = ()
         if spec.prompt:
             prompt = self.prompt(spec.prompt)
             prompt_name, prompt_version = prompt.name, prompt.version
+            prompt_commit = prompt.git_commit  # looked up once per prompt, then cached
             rendered = prompt.render(vars or {})
             p = prompt.params
             merged.update({k: v for k, v in p.model_dump(exclude={"extra"}).items()
@@ -285,7 +286,8 @@ class AsyncClient:
         request = _request(all_messages, merged)
         call_policy = self.config.feature_policy(feature).merged(dict(policy or {}))
         return self._call(request, self.targets(spec.models), call_policy, feature=feature,
-                          prompt_name=prompt_name, prompt_version=prompt_version, tags=tags,
+                          prompt_name=prompt_name, prompt_version=prompt_version,
+                          prompt_commit=prompt_commit, tags=tags,
                           user_id=user_id, session_id=session_id)
 
     def _model_call(self, model: str, messages: Sequence[Message], tools: Sequence[Tool],

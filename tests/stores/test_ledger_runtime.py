@@ -120,3 +120,33 @@ async def test_metrics_count_calls_attempts_and_queue(tmp_path: Path) -> None:
     total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                 if line.startswith("buttress_calls_total{"))
     assert total == 20
+
+
+def committed_prompt_project(root: Path) -> str:
+    """A project whose prompt is committed in git; returns the commit's short hash."""
+    import subprocess
+
+    (root / "prompts").mkdir()
+    (root / "prompts" / "greet.md").write_text("[user]\nHello {{ name }}\n")
+    (root / "buttress.toml").write_text(
+        '[providers.f]\ntype = "fake"\n[models.m]\nprovider = "f"\nmodel = "x"\n'
+        '[features.greet]\nprompt = "greet"\nmodels = ["m"]\n')
+    git = ["git", "-C", str(root), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "prompt"], check=True)
+    return subprocess.run([*git, "rev-parse", "--short", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+async def test_calls_carry_the_prompt_version_and_its_git_commit(tmp_path: Path) -> None:
+    commit = committed_prompt_project(tmp_path)
+    async with AsyncClient.from_config(tmp_path / "buttress.toml", env={}) as client:
+        result = await client.call("greet", {"name": "Ada"})
+    store = SQLiteStore(tmp_path / ".buttress" / "ledger.db")
+    got = store.get_call(result.call_id)
+    assert got is not None
+    assert got[0].prompt_version == result.prompt_version
+    assert got[0].prompt_commit is not None
+    assert commit.startswith(got[0].prompt_commit) or got[0].prompt_commit.startswith(commit)
+    store.close()

@@ -9,7 +9,7 @@ import pytest
 
 from buttress.errors import ConfigError, UsageError
 from buttress.ledger import AttemptRecord, CallFilter, CallRecord, FeedbackRecord, Validation
-from buttress.ledger.migrations import MIGRATIONS, Migration
+from buttress.ledger.migrations import LATEST_VERSION, MIGRATIONS, Migration
 from buttress.ledger.store import LedgerStore
 
 from .conftest import Backend
@@ -221,21 +221,34 @@ def test_reopening_keeps_data_and_applies_no_migration_twice(backend: Backend) -
     backend.open().write([call("c1")])
     again = backend.open()
     assert [c.call_id for c in again.query_calls()] == ["c1"]
-    assert backend.execute("SELECT version FROM schema_version") == [(1,)]
+    assert sorted(backend.execute("SELECT version FROM schema_version")) == \
+        [(m.version,) for m in MIGRATIONS]
 
 
 def test_opening_an_older_database_applies_the_missing_migrations(backend: Backend) -> None:
     backend.open().write([call("c1")])
-    m2 = Migration(2, "add a note column", ("ALTER TABLE calls ADD COLUMN note TEXT",))
-    newer = backend.open(migrations=(*MIGRATIONS, m2))
+    n = LATEST_VERSION + 1
+    later = Migration(n, "add a note column", ("ALTER TABLE calls ADD COLUMN note TEXT",))
+    newer = backend.open(migrations=(*MIGRATIONS, later))
     assert [c.call_id for c in newer.query_calls()] == ["c1"]
-    assert sorted(backend.execute("SELECT version FROM schema_version")) == [(1,), (2,)]
+    assert sorted(backend.execute("SELECT version FROM schema_version")) == \
+        [(m.version,) for m in MIGRATIONS] + [(n,)]
     assert backend.execute("SELECT note FROM calls") == [(None,)]
+
+
+def test_a_version_1_ledger_moves_forward_to_the_latest_schema(backend: Backend) -> None:
+    backend.open(migrations=MIGRATIONS[:1]).close()
+    store = backend.open()
+    store.write([call("c1", prompt_commit="abc1234")])
+    assert sorted(backend.execute("SELECT version FROM schema_version")) == \
+        [(m.version,) for m in MIGRATIONS]
+    assert backend.execute("SELECT prompt_commit FROM calls") == [("abc1234",)]
 
 
 def test_opening_a_newer_database_is_a_clear_error(backend: Backend) -> None:
     backend.open().close()
     backend.execute("INSERT INTO schema_version (version, description, applied_at) "
                     "VALUES (99, 'from the future', 0)")
-    with pytest.raises(ConfigError, match=r"schema version 99 is newer than .* knows \(1\)"):
+    with pytest.raises(ConfigError,
+                       match=rf"schema version 99 is newer than .* knows \({LATEST_VERSION}\)"):
         backend.open()

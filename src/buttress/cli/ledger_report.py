@@ -37,7 +37,8 @@ def usd(value: float | None, places: int = 6) -> str:
 def prompt_ref(record: CallRecord) -> str:
     if not record.prompt_name:
         return "-"
-    return f"{record.prompt_name}@{record.prompt_version or '?'}"
+    commit = f" ({record.prompt_commit})" if record.prompt_commit else ""
+    return f"{record.prompt_name}@{record.prompt_version or '?'}{commit}"
 
 
 def served(record: CallRecord) -> str:

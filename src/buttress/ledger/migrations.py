@@ -73,7 +73,11 @@ _M1 = Migration(1, "calls, attempts, feedback and tags", (
     "CREATE INDEX feedback_call ON feedback (call_id, created_at)",
 ))
 
-MIGRATIONS: tuple[Migration, ...] = (_M1,)
+_M2 = Migration(2, "the git commit of the prompt version on each call", (
+    "ALTER TABLE calls ADD COLUMN prompt_commit TEXT",
+))
+
+MIGRATIONS: tuple[Migration, ...] = (_M1, _M2)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from buttress.types import CallRequest, Usage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 CallStatus = Literal["ok", "error", "miss", "cancelled"]
 AttemptKind = Literal["primary", "retry", "fallback", "hedge", "cache"]
@@ -47,7 +47,8 @@ class CallRecord(Record):
     parent_id: str | None = None
     feature: str = ""
     prompt_name: str | None = None
-    prompt_version: str | None = None
+    prompt_version: str | None = None  # the prompt file's content hash
+    prompt_commit: str | None = None  # the git commit holding that content, when committed
     environment: str | None = None
     tags: tuple[str, ...] = ()
     user_id: str | None = None

@@ -19,7 +19,7 @@ CALL_COLUMNS = (
     "output_value", "finish_reason", "validation_outcome", "validation_reasons", "status",
     "error_kind", "error_message", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens",
     "cached_tokens", "reasoning_tokens", "cost_usd", "cost_saved_usd", "cache_hit", "tier",
-    "confidence", "created_at", "attempts",
+    "confidence", "created_at", "attempts", "prompt_commit",
 )
 ATTEMPT_COLUMNS = (
     "attempt_id", "call_id", "idx", "kind", "provider", "model_requested", "model_served",
@@ -45,7 +45,7 @@ def call_row(c: CallRecord) -> tuple[Any, ...]:
         c.finish_reason, v.outcome if v else None, dumps(list(v.reasons)) if v else None,
         c.status, c.error_kind, c.error_message, c.latency_ms, c.ttft_ms, c.prompt_tokens,
         c.completion_tokens, c.cached_tokens, c.reasoning_tokens, c.cost_usd, c.cost_saved_usd,
-        c.cache_hit, c.tier, c.confidence, c.created_at, c.attempts,
+        c.cache_hit, c.tier, c.confidence, c.created_at, c.attempts, c.prompt_commit,
     )
 
 

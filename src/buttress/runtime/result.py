@@ -38,6 +38,7 @@ class Call(Value):
     feature: str | None = None
     prompt_name: str | None = None
     prompt_version: str | None = None
+    prompt_commit: str | None = None
     environment: str = "development"
     tags: tuple[str, ...] = ()
     user_id: str | None = None
