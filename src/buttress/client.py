@@ -31,9 +31,9 @@ from buttress.ledger.writer import LedgerWriter
 from buttress.providers.base import Provider
 from buttress.providers.http import new_http_client
 from buttress.providers.registry import build_provider
-from buttress.runtime.hooks import CallHook
+from buttress.runtime.hooks import CallCache, CallHook
 from buttress.runtime.policy import Policy
-from buttress.runtime.result import Call, CallResult, Target
+from buttress.runtime.result import CacheMode, Call, CallResult, Target
 from buttress.runtime.runtime import PriceFn, Runtime
 from buttress.runtime.streaming import CallStream
 from buttress.types import CallRequest, Message, ResponseFormat, Tool
@@ -47,8 +47,8 @@ _PARAMS = ("temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice", 
 def build_runtime(config: Config, providers: Mapping[str, Provider], *,
                   hooks: Sequence[CallHook] = (), ledger: LedgerWriter | None = None,
                   clock: Clock = SYSTEM_CLOCK, rng: random.Random | None = None,
-                  price: PriceFn | None = None,
-                  alert_sink: AlertSink | None = None) -> tuple[Runtime, CallMetrics]:
+                  price: PriceFn | None = None, alert_sink: AlertSink | None = None,
+                  cache: CallCache | None = None) -> tuple[Runtime, CallMetrics]:
     """The runtime for ``config``: providers, their concurrency limits and the call hooks.
 
     Hook order: budgets (which may refuse a call before dispatch, and watch for runaways), the
@@ -69,7 +69,7 @@ def build_runtime(config: Config, providers: Mapping[str, Provider], *,
     if ledger is not None:
         all_hooks.append(LedgerHook(ledger, price=price, clock=clock))
     runtime = Runtime(providers, concurrency=concurrency, hooks=all_hooks, clock=clock, rng=rng,
-                      price=price)
+                      price=price, cache=cache)
     return runtime, metrics
 
 
@@ -132,7 +132,7 @@ class AsyncClient:
                                                    alert_sink=alert_sink)
         self._ids = ids
         self._prompts: Any = None
-        self._rendered: dict[str, Any] = {}
+        self._rendered: dict[tuple[str, str | None], Any] = {}
 
     @classmethod
     def from_config(cls, path: str | Path = "buttress.toml", *,
@@ -178,35 +178,52 @@ class AsyncClient:
     async def call(self, feature: str, vars: Mapping[str, Any] | None = None, *,
                    messages: Sequence[Message] = (), tags: Sequence[str] = (),
                    user_id: str | None = None, session_id: str | None = None,
-                   policy: Mapping[str, Any] | None = None, **params: Any) -> CallResult:
-        """Call a feature: render its prompt with ``vars`` and run it down its model chain."""
-        return await self.runtime.complete(self._feature_call(
-            feature, vars, messages, tags, user_id, session_id, policy, params))
+                   parent_id: str | None = None, policy: Mapping[str, Any] | None = None,
+                   prompt_version: str | None = None, models: Sequence[str] | None = None,
+                   cache: CacheMode = "use", **params: Any) -> CallResult:
+        """Call a feature: render its prompt with ``vars`` and run it down its model chain.
+
+        ``prompt_version`` runs another version of the prompt (a content hash or commit prefix,
+        or ``label:NAME``); ``models`` replaces the feature's chain of aliases; ``cache`` is
+        ``use``, ``bypass`` (neither read nor write) or ``refresh`` (write, do not read).
+        """
+        return await self.runtime.complete(self.prepare(
+            feature, vars, messages=messages, tags=tags, user_id=user_id, session_id=session_id,
+            parent_id=parent_id, policy=policy, prompt_version=prompt_version, models=models,
+            cache=cache, **params))
 
     def stream(self, feature: str, vars: Mapping[str, Any] | None = None, *,
                messages: Sequence[Message] = (), tags: Sequence[str] = (),
                user_id: str | None = None, session_id: str | None = None,
-               policy: Mapping[str, Any] | None = None, **params: Any) -> CallStream:
+               parent_id: str | None = None, policy: Mapping[str, Any] | None = None,
+               prompt_version: str | None = None, models: Sequence[str] | None = None,
+               cache: CacheMode = "use", **params: Any) -> CallStream:
         """Stream a feature call: ``async with client.stream(...) as s: async for chunk in s``."""
-        return self.runtime.stream(self._feature_call(
-            feature, vars, messages, tags, user_id, session_id, policy, params))
+        return self.runtime.stream(self.prepare(
+            feature, vars, messages=messages, tags=tags, user_id=user_id, session_id=session_id,
+            parent_id=parent_id, policy=policy, prompt_version=prompt_version, models=models,
+            cache=cache, **params))
 
     async def complete(self, model: str, messages: Sequence[Message], *,
                        tools: Sequence[Tool] = (), response_format: ResponseFormat | None = None,
-                       tags: Sequence[str] = (), policy: Mapping[str, Any] | None = None,
+                       tags: Sequence[str] = (), parent_id: str | None = None,
+                       policy: Mapping[str, Any] | None = None, cache: CacheMode = "bypass",
                        **params: Any) -> CallResult:
         """Call a model alias (or ``provider/model``) directly, with the default policy."""
-        return await self.runtime.complete(
-            self._model_call(model, messages, tools, response_format, tags, policy, params))
+        return await self.runtime.complete(self.prepare_model(
+            model, messages, tools=tools, response_format=response_format, tags=tags,
+            parent_id=parent_id, policy=policy, cache=cache, **params))
 
     def stream_complete(self, model: str, messages: Sequence[Message], *,
                         tools: Sequence[Tool] = (),
                         response_format: ResponseFormat | None = None,
-                        tags: Sequence[str] = (), policy: Mapping[str, Any] | None = None,
+                        tags: Sequence[str] = (), parent_id: str | None = None,
+                        policy: Mapping[str, Any] | None = None, cache: CacheMode = "bypass",
                         **params: Any) -> CallStream:
         """Stream a model alias (or ``provider/model``) directly."""
-        return self.runtime.stream(
-            self._model_call(model, messages, tools, response_format, tags, policy, params))
+        return self.runtime.stream(self.prepare_model(
+            model, messages, tools=tools, response_format=response_format, tags=tags,
+            parent_id=parent_id, policy=policy, cache=cache, **params))
 
     async def aclose(self) -> None:
         """Close providers, the HTTP pool and the ledger (flushing every queued record)."""
@@ -243,32 +260,41 @@ class AsyncClient:
                              f"PROVIDER/MODEL with a configured provider")
         return tuple(out)
 
-    def prompt(self, name: str) -> Any:
-        """The prompt a feature runs in this environment (labels are honoured)."""
+    def prompt(self, name: str, version: str | None = None) -> Any:
+        """The prompt a feature runs: this environment's (labels honoured), or ``version``."""
         if self._prompts is None:
             from buttress.prompts import PromptStore
 
             self._prompts = PromptStore(self.project_dir / "prompts")
-        prompt = self._rendered.get(name)
+        key = (name, version)
+        prompt = self._rendered.get(key)
         if prompt is None:
-            prompt = self._prompts.resolve(name, self.config.environment)
-            self._rendered[name] = prompt
+            prompt = (self._prompts.get(name, version) if version is not None else
+                      self._prompts.resolve(name, self.config.environment))
+            self._rendered[key] = prompt
         return prompt
 
-    def _feature_call(self, feature: str, vars: Mapping[str, Any] | None,
-                      messages: Sequence[Message], tags: Sequence[str], user_id: str | None,
-                      session_id: str | None, policy: Mapping[str, Any] | None,
-                      params: dict[str, Any]) -> Call:
+    def prepare(self, feature: str, vars: Mapping[str, Any] | None = None, *,
+                messages: Sequence[Message] = (), tags: Sequence[str] = (),
+                user_id: str | None = None, session_id: str | None = None,
+                parent_id: str | None = None, key_id: str | None = None,
+                policy: Mapping[str, Any] | None = None, prompt_version: str | None = None,
+                models: Sequence[str] | None = None, cache: CacheMode = "use",
+                **params: Any) -> Call:
+        """The ``Call`` a feature call would run (for ``runtime.complete``/``stream``).
+
+        Parameters merge prompt < feature < call; policies merge defaults < feature < call.
+        """
         spec = self.config.features.get(feature)
         if spec is None:
             raise UsageError(f"unknown feature {feature!r}; configured: "
                              f"{', '.join(sorted(self.config.features)) or 'none'}")
         merged: dict[str, Any] = {}
-        prompt_name = prompt_version = prompt_commit = None
+        prompt_name = prompt_version_used = prompt_commit = None
         rendered: tuple[Message, ...] = ()
         if spec.prompt:
-            prompt = self.prompt(spec.prompt)
-            prompt_name, prompt_version = prompt.name, prompt.version
+            prompt = self.prompt(spec.prompt, prompt_version)
+            prompt_name, prompt_version_used = prompt.name, prompt.version
             prompt_commit = prompt.git_commit  # looked up once per prompt, then cached
             rendered = prompt.render(vars or {})
             p = prompt.params
@@ -276,8 +302,9 @@ class AsyncClient:
                            if v not in (None, ())})
             if p.extra:
                 merged["extra"] = dict(p.extra)
-        elif vars:
-            raise UsageError(f"feature {feature!r} has no prompt, so vars cannot be used")
+        elif vars or prompt_version:
+            raise UsageError(f"feature {feature!r} has no prompt, so vars and prompt_version "
+                             "cannot be used")
         merged.update(spec.params)
         merged.update(params)
         all_messages = rendered + tuple(messages)
@@ -285,14 +312,18 @@ class AsyncClient:
             raise UsageError(f"feature {feature!r} has no prompt: pass messages")
         request = _request(all_messages, merged)
         call_policy = self.config.feature_policy(feature).merged(dict(policy or {}))
-        return self._call(request, self.targets(spec.models), call_policy, feature=feature,
-                          prompt_name=prompt_name, prompt_version=prompt_version,
-                          prompt_commit=prompt_commit, tags=tags,
-                          user_id=user_id, session_id=session_id)
+        return self._call(request, self.targets(models or spec.models), call_policy,
+                          feature=feature, prompt_name=prompt_name,
+                          prompt_version=prompt_version_used, prompt_commit=prompt_commit,
+                          tags=tuple(tags), user_id=user_id, session_id=session_id,
+                          parent_id=parent_id, key_id=key_id, cache=cache)
 
-    def _model_call(self, model: str, messages: Sequence[Message], tools: Sequence[Tool],
-                    response_format: ResponseFormat | None, tags: Sequence[str],
-                    policy: Mapping[str, Any] | None, params: dict[str, Any]) -> Call:
+    def prepare_model(self, model: str, messages: Sequence[Message], *,
+                      tools: Sequence[Tool] = (), response_format: ResponseFormat | None = None,
+                      tags: Sequence[str] = (), parent_id: str | None = None,
+                      key_id: str | None = None, policy: Mapping[str, Any] | None = None,
+                      cache: CacheMode = "bypass", **params: Any) -> Call:
+        """The ``Call`` a direct model call would run."""
         merged = dict(params)
         if tools:
             merged["tools"] = tuple(tools)
@@ -300,14 +331,14 @@ class AsyncClient:
             merged["response_format"] = response_format
         request = _request(tuple(messages), merged)
         return self._call(request, self.targets([model]),
-                          self.config.policy.merged(dict(policy or {})), tags=tags)
+                          self.config.policy.merged(dict(policy or {})), tags=tuple(tags),
+                          parent_id=parent_id, key_id=key_id, cache=cache)
 
     def _call(self, request: CallRequest, targets: tuple[Target, ...], policy: Policy,
               **fields: Any) -> Call:
         call_id = self._ids()
         return Call(request=request, targets=targets, policy=policy, call_id=call_id,
-                    trace_id=call_id, environment=self.config.environment,
-                    tags=tuple(fields.pop("tags", ())), **fields)
+                    trace_id=call_id, environment=self.config.environment, **fields)
 
 
 def _request(messages: tuple[Message, ...], params: dict[str, Any]) -> CallRequest:

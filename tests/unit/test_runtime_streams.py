@@ -155,3 +155,38 @@ async def test_stream_deadline_mid_stream_interrupts() -> None:
         await collect(runtime, make_call("a", deadline_s=0.12))
     assert loop.time() - start < 0.12 + 0.05
     assert "deadline" in str(info.value)
+
+
+class DictCache:
+    """The smallest cache: by the last user message."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, object] = {}
+
+    async def lookup(self, call: Call):  # type: ignore[no-untyped-def]
+        hit = self.entries.get(call.request.messages[-1].content or "")
+        if hit is None:
+            return None
+        return hit.model_copy(update={"call_id": call.call_id, "cache_hit": True})  # type: ignore[attr-defined]
+
+    async def store(self, call: Call, result: object) -> None:
+        self.entries[call.request.messages[-1].content or ""] = result
+
+
+async def test_cache_seam_answers_without_the_provider_and_honours_the_mode() -> None:
+    recorder = Recorder()
+    fake = FakeProvider(name="a", script=["first", "second", "third"])
+    runtime = Runtime({"a": fake}, hooks=[recorder], cache=DictCache())
+    first = await runtime.complete(make_call("a"))
+    hit = await runtime.complete(make_call("a"))
+    assert (first.text, hit.text, hit.cache_hit) == ("first", "first", True)
+    chunks, streamed = await collect(runtime, make_call("a"))
+    assert "".join(c.text for c in chunks) == "first"
+    assert streamed.cache_hit  # type: ignore[attr-defined]
+    assert len(fake.requests) == 1
+    bypass = await runtime.complete(make_call("a").model_copy(update={"cache": "bypass"}))
+    refresh = await runtime.complete(make_call("a").model_copy(update={"cache": "refresh"}))
+    after = await runtime.complete(make_call("a"))
+    assert (bypass.text, refresh.text, after.text) == ("second", "third", "third")
+    assert [o.result.cache_hit for o in recorder.outcomes] == [  # type: ignore[union-attr]
+        False, True, True, False, False, True]

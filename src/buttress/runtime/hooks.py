@@ -47,6 +47,16 @@ class CallHook(Protocol):
         ...
 
 
+class CallCache(Protocol):
+    """Answers a call from earlier results. ``lookup`` runs before dispatch (before budgets, so
+    a hit reserves nothing); ``store`` runs after a successful call. Both honour ``call.cache``
+    and must stay cheap: a slow backend is the cache's to hide (e.g. a background write)."""
+
+    async def lookup(self, call: Call) -> CallResult | None: ...
+
+    async def store(self, call: Call, result: CallResult) -> None: ...
+
+
 async def run_before(hooks: Sequence[CallHook], call: Call) -> None:
     for hook in hooks:
         await hook.before(call)

@@ -12,6 +12,8 @@ from buttress.runtime.policy import Policy
 from buttress.types import CallRequest, Completion, FinishReason, ToolCall, Usage, Value
 
 AttemptKind = Literal["primary", "retry", "fallback", "hedge", "cache"]
+CacheMode = Literal["use", "bypass", "refresh"]
+"""``use``: read and write the feature's cache; ``bypass``: neither; ``refresh``: write only."""
 AttemptStatus = Literal["ok", "error", "cancelled"]
 
 
@@ -44,6 +46,7 @@ class Call(Value):
     user_id: str | None = None
     session_id: str | None = None
     key_id: str | None = None
+    cache: CacheMode = "use"
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 

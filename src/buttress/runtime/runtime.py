@@ -11,7 +11,7 @@ from buttress.errors import UsageError
 from buttress.providers.base import Provider
 from buttress.runtime.breaker import BreakerBoard
 from buttress.runtime.executor import Executor, Limits, Won
-from buttress.runtime.hooks import CallHook, Outcome, run_after, run_before
+from buttress.runtime.hooks import CallCache, CallHook, Outcome, run_after, run_before
 from buttress.runtime.result import Attempt, AttemptClock, Call, CallResult, Target
 from buttress.types import Completion, Usage
 
@@ -28,9 +28,11 @@ class Runtime:
     def __init__(self, providers: Mapping[str, Provider], *,
                  concurrency: Mapping[str, int] | None = None,
                  hooks: Sequence[CallHook] = (), clock: Clock = SYSTEM_CLOCK,
-                 rng: random.Random | None = None, price: PriceFn | None = None) -> None:
+                 rng: random.Random | None = None, price: PriceFn | None = None,
+                 cache: CallCache | None = None) -> None:
         self.providers = dict(providers)
         self.hooks = tuple(hooks)
+        self.cache = cache
         self.clock = clock
         self.price = price
         self.breakers = BreakerBoard(clock)
@@ -58,6 +60,9 @@ class Runtime:
             clock.model_served = completion.model or target.model
             return completion
 
+        cached = await self.cached(call)
+        if cached is not None:
+            return cached
         try:
             await run_before(self.hooks, call)
             won = await self.executor.run(call, attempt, attempts)
@@ -67,6 +72,7 @@ class Runtime:
         won.release()
         won.breaker.record_success()
         result = self.finish(call, won, won.value, attempts, start)
+        await self.remember(call, result)
         await run_after(self.hooks, Outcome(call, result, None, result.attempts,
                                             result.latency_s, result.ttft_s))
         return result
@@ -78,6 +84,20 @@ class Runtime:
         return CallStream(self, call)
 
     # Shared by plain and streamed calls.
+
+    async def cached(self, call: Call) -> CallResult | None:
+        """A cache hit for ``call``, already reported to the hooks, or None."""
+        if self.cache is None or call.cache != "use":
+            return None
+        result = await self.cache.lookup(call)
+        if result is not None:
+            await run_after(self.hooks, Outcome(call, result, None, result.attempts,
+                                                result.latency_s, result.ttft_s))
+        return result
+
+    async def remember(self, call: Call, result: CallResult) -> None:
+        if self.cache is not None and call.cache != "bypass":
+            await self.cache.store(call, result)
 
     def cost(self, provider: str, model: str, usage: Usage) -> float | None:
         return self.price(provider, model, usage) if self.price is not None else None

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from buttress.errors import MalformedResponse, ProviderError, StreamInterrupted
-from buttress.providers.base import StreamAssembler
+from buttress.providers.base import StreamAssembler, completion_chunk
 from buttress.runtime.executor import Won
 from buttress.runtime.hooks import Outcome, run_after, run_before
 from buttress.runtime.result import Attempt, AttemptClock, Call, CallResult, Target
@@ -57,6 +57,7 @@ class CallStream:
         self._ttft: float | None = None
         self._finished = False
         self._iterating = False
+        self._hit: CallResult | None = None
 
     async def __aenter__(self) -> CallStream:
         await self.open()
@@ -72,6 +73,10 @@ class CallStream:
             return
         runtime, call = self._runtime, self.call
         self._start = runtime.clock.now()
+        self._hit = await runtime.cached(call)
+        if self._hit is not None:
+            self._finished = True
+            return
         for target in call.targets:
             runtime.provider(target.provider)
 
@@ -116,6 +121,10 @@ class CallStream:
 
     async def _iterate(self) -> AsyncIterator[StreamChunk]:
         await self.open()
+        if self._hit is not None:  # answered from the cache: the whole answer is one chunk
+            self.result = self._hit
+            yield completion_chunk(self._hit.completion)
+            return
         won = self._won
         if won is None:
             return
@@ -155,6 +164,7 @@ class CallStream:
         self.result = runtime.finish(call, won, completion, self._attempts, self._start,
                                      self._ttft)
         self._finished = True
+        await runtime.remember(call, self.result)
         await run_after(runtime.hooks, Outcome(call, self.result, None, self.result.attempts,
                                                self.result.latency_s, self._ttft))
 
