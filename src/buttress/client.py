@@ -30,7 +30,7 @@ from buttress.ledger.store import LedgerStore
 from buttress.ledger.writer import LedgerWriter
 from buttress.providers.base import Provider
 from buttress.providers.http import new_http_client
-from buttress.providers.registry import build_provider
+from buttress.providers.registry import build_providers
 from buttress.runtime.hooks import CallCache, CallHook
 from buttress.runtime.policy import Policy
 from buttress.runtime.result import CacheMode, Call, CallResult, Target
@@ -123,10 +123,7 @@ class AsyncClient:
         self._owns_http = http is None
         self._owns_store = False  # from_config opens (and so closes) the ledger's store
         self._http = http or new_http_client()
-        built = dict(providers or {})
-        for name, cfg in config.providers.items():
-            if name not in built:
-                built[name] = build_provider(name, cfg, env or {}, self._http, clock)
+        built = build_providers(config.providers, env or {}, self._http, clock, providers)
         self.runtime, self.metrics = build_runtime(config, built, hooks=hooks, ledger=ledger,
                                                    clock=clock, rng=rng, price=price,
                                                    alert_sink=alert_sink)

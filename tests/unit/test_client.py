@@ -177,3 +177,20 @@ def test_import_does_no_io_and_reads_no_environment() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "opened []"
+
+
+def test_local_providers_differing_only_in_chaos_share_one_model() -> None:
+    import httpx
+
+    from buttress.providers.registry import build_providers
+    from buttress.testing import ChaosProvider
+
+    config = parse_config('[providers.local]\ntype = "local"\n'
+                          '[providers.flaky]\ntype = "local"\nchaos = { error_rate = 0.5 }\n'
+                          '[providers.other]\ntype = "local"\nn_ctx = 4096\n')
+    built = build_providers(config.providers, {}, httpx.AsyncClient())
+    flaky = built["flaky"]
+    assert isinstance(flaky, ChaosProvider)
+    assert flaky.name == "flaky"
+    assert flaky.inner is built["local"]  # one engine, one loaded GGUF
+    assert built["other"] is not built["local"]  # a different context size is another model

@@ -10,8 +10,7 @@ from typing import Any
 import typer
 
 from buttress.client import AsyncClient
-from buttress.config import Config, ProviderConfig, load_config
-from buttress.providers.base import Provider
+from buttress.config import ProviderConfig
 from buttress.runtime.hooks import CallHook, Outcome
 from buttress.runtime.result import Call
 from buttress.types import ResponseFormat
@@ -34,37 +33,7 @@ def open_client(project: Path, *, hooks: Sequence[CallHook] = ()) -> AsyncClient
 
     It records to the ledger the config names, like any client made ``from_config``.
     """
-    path = config_path(project)
-    # parsed here too, to build the shared local providers before the client exists
-    providers = shared_local_providers(load_config(path))
-    return AsyncClient.from_config(path, env=os.environ, providers=providers, hooks=hooks)
-
-
-def shared_local_providers(config: Config) -> dict[str, Provider]:
-    """Local providers, where identical ones share one loaded model.
-
-    Two providers that differ only in their chaos settings (the demo's flaky "primary" and its
-    healthy fallback) would otherwise load the same GGUF twice.
-    """
-    from buttress.providers.llamacpp import LlamaCppProvider
-    from buttress.testing.chaos import ChaosProvider
-
-    engines: dict[tuple[str | None, int, int | None], LlamaCppProvider] = {}
-    built: dict[str, Provider] = {}
-    for name, cfg in config.providers.items():
-        if cfg.type != "local":
-            continue
-        key = (cfg.model_path, cfg.n_ctx, cfg.n_threads)
-        engine = engines.get(key)
-        if engine is None:
-            engine = engines[key] = LlamaCppProvider(name, model_path=cfg.model_path,
-                                                     n_ctx=cfg.n_ctx, n_threads=cfg.n_threads)
-        provider: Provider = engine
-        if cfg.chaos is not None:
-            provider = ChaosProvider(engine, cfg.chaos)
-            provider.name = name  # its injected errors name this provider, not the engine
-        built[name] = provider
-    return built
+    return AsyncClient.from_config(config_path(project), env=os.environ, hooks=hooks)
 
 
 def provider_kind(cfg: ProviderConfig) -> str:

@@ -96,16 +96,43 @@ class MissingCredentials(Provider):
 
 
 def build_provider(name: str, cfg: ProviderConfig, env: Mapping[str, str],
-                   http: httpx.AsyncClient, clock: Clock = SYSTEM_CLOCK) -> Provider:
-    """The provider ``cfg`` describes, wrapped in chaos when configured."""
+                   http: httpx.AsyncClient, clock: Clock = SYSTEM_CLOCK,
+                   engine: Provider | None = None) -> Provider:
+    """The provider ``cfg`` describes (or ``engine``, an equal one already built), wrapped in
+    chaos when configured."""
     key = None
     if cfg.api_key_env:
         key = env.get(cfg.api_key_env) or None
         if key is None:
             return MissingCredentials(name, cfg.api_key_env)
-    provider = FACTORIES[cfg.type](name, cfg, key, http, clock)
+    provider = engine or FACTORIES[cfg.type](name, cfg, key, http, clock)
     if cfg.chaos is not None:
         from buttress.testing.chaos import ChaosProvider
 
         provider = ChaosProvider(provider, cfg.chaos, clock=clock)
+        provider.name = name  # injected errors name this provider, not a shared engine
     return provider
+
+
+def build_providers(configs: Mapping[str, ProviderConfig], env: Mapping[str, str],
+                    http: httpx.AsyncClient, clock: Clock = SYSTEM_CLOCK,
+                    built: Mapping[str, Provider] | None = None) -> dict[str, Provider]:
+    """Every configured provider not already in ``built``.
+
+    Local providers that differ only in their chaos settings share one loaded model: the demo's
+    flaky "primary" and its healthy fallback must not load the same GGUF twice.
+    """
+    out = dict(built or {})
+    engines: dict[tuple[str | None, int, int | None], Provider] = {}
+    for name, cfg in configs.items():
+        if name in out:
+            continue
+        if cfg.type != "local":
+            out[name] = build_provider(name, cfg, env, http, clock)
+            continue
+        key = (cfg.model_path, cfg.n_ctx, cfg.n_threads)
+        engine = engines.get(key)
+        if engine is None:
+            engine = engines[key] = FACTORIES["local"](name, cfg, None, http, clock)
+        out[name] = build_provider(name, cfg, env, http, clock, engine=engine)
+    return out
