@@ -1,5 +1,5 @@
 """``buttress eval``: run a feature's datasets (with a baseline and a CI gate), calibrate judges,
-list stored runs."""
+list stored runs; ``rightsize``/``compare`` and ``sample`` live in their own modules."""
 
 from __future__ import annotations
 
@@ -8,50 +8,39 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
 from buttress.cli.console import err, out
+from buttress.cli.eval_models_cmd import compare_cmd, rightsize_cmd
+from buttress.cli.eval_sample_cmd import sample_cmd
+from buttress.cli.eval_support import (
+    CALIBRATION_DIR,
+    limited,
+    load_suite,
+    run_experiment,
+    write_reports,
+)
 from buttress.cli.project import open_client, project_dir
-from buttress.errors import ConfigError, UsageError
+from buttress.errors import UsageError
 from buttress.evals.calibration import CalibrationStore, calibrate
 from buttress.evals.compare import Comparison, compare, gate_failures
-from buttress.evals.dataset import Dataset, find_dataset, load_dataset
-from buttress.evals.experiment import Experiment, parse_variant
+from buttress.evals.dataset import find_dataset
+from buttress.evals.experiment import parse_variant
 from buttress.evals.holdout import LOCK_NAME, HoldoutLock
 from buttress.evals.judge import LLMJudge
-from buttress.evals.report import pct, to_json, to_markdown
-from buttress.evals.results import EvalRun, Variant
+from buttress.evals.report import pct
+from buttress.evals.results import EvalRun
 from buttress.evals.scorers import ScorerContext, default_registry
 from buttress.evals.store import RUNS_DIR, RunStore
 
 EXIT_GATE = 1
-CALIBRATION_DIR = Path(".buttress") / "evals" / "calibration"
-REPORTS_DIR = Path(".buttress") / "evals" / "reports"
 
 app = typer.Typer(name="eval", no_args_is_help=True,
                   help="Evals: run datasets against a feature, compare, gate, calibrate judges.")
-
-
-def _dataset(evals: Path, name: str, holdout: bool) -> Dataset:
-    main_path = find_dataset(evals, name, "main")
-    main = load_dataset(main_path) if main_path else None
-    if not holdout:
-        if main is None:
-            raise ConfigError(f"no dataset {name!r} (expected {evals / name}.yaml or .jsonl)",
-                              source=str(evals))
-        return main
-    path = find_dataset(evals, name, "holdout")
-    if path is None:
-        raise ConfigError(f"no holdout for {name!r} (expected {evals / name}.holdout.yaml)",
-                          source=str(evals))
-    data = load_dataset(path)
-    if main is not None and data.settings == type(data.settings)():
-        # a holdout file may hold only cases: it is scored like its main split
-        data = Dataset(name=data.name, path=data.path, split=data.split, cases=data.cases,
-                       version=data.version, settings=main.settings)
-    return data
+app.command("rightsize")(rightsize_cmd)
+app.command("compare")(compare_cmd)
+app.command("sample")(sample_cmd)
 
 
 @app.command("run")
@@ -64,7 +53,9 @@ def run(ctx: typer.Context,
             "--variant", help="[NAME:]prompt=VERSION,model=ALIAS,PARAM=VALUE (repeatable).",
             show_default=False)] = None,
         epochs: Annotated[int, typer.Option(min=1, help="Trials per case.")] = 1,
-        concurrency: Annotated[int, typer.Option(min=1, help="Cases in flight.")] = 16,
+        concurrency: Annotated[int | None, typer.Option(
+            min=1, help="Cases in flight (default: 1 on the in-process model, else 16).")]
+        = None,
         baseline: Annotated[str | None, typer.Option(
             help="A stored run id (prefix) or 'latest' to compare with.")] = None,
         gate: Annotated[bool, typer.Option(
@@ -82,11 +73,15 @@ def run(ctx: typer.Context,
         = None,
         markdown_path: Annotated[Path | None, typer.Option(
             "--markdown", help="Write Markdown here.")] = None,
+        html_path: Annotated[Path | None, typer.Option(
+            "--html", help="Write the HTML report (with charts) here.")] = None,
+        limit: Annotated[int | None, typer.Option(
+            min=1, help="Run only N cases, taken across the slices (a quick check).")] = None,
         ) -> None:
     """Run a dataset through a feature, score it, store the run and report it."""
     project = project_dir(ctx)
     evals = project / "evals"
-    data = _dataset(evals, dataset or feature, holdout)
+    data = load_suite(evals, dataset or feature, holdout)
     lock = HoldoutLock(evals / LOCK_NAME)
     if data.split == "holdout":
         lock.check(data, reseal=reseal)
@@ -94,8 +89,10 @@ def run(ctx: typer.Context,
         _mention_holdout(evals, data.name, lock)
     store = RunStore(project / RUNS_DIR)
     base = store.load(baseline) if baseline else None
-    result = asyncio.run(_run(project, feature, data, variant or [], epochs, concurrency,
-                              hide=data.split == "holdout" and not show_outputs))
+    variants = [parse_variant(v) for v in variant or []]
+    result = asyncio.run(run_experiment(project, feature, limited(data, limit), variants,
+                                        epochs=epochs, concurrency=concurrency,
+                                        hide=data.split == "holdout" and not show_outputs))
     if data.split == "holdout":
         seal = lock.record_use(data, result.created_at)
         result = result.model_copy(update={"holdout_uses": seal.uses})
@@ -105,13 +102,10 @@ def run(ctx: typer.Context,
     comparison = compare(result, base, data.settings.gate) if base is not None else None
     failures = gate_failures(result, comparison, data.settings.gate, force=force) \
         if gate else None
-    reports = project / REPORTS_DIR
-    reports.mkdir(parents=True, exist_ok=True)
-    md = to_markdown(result, comparison, failures)
-    (json_path or reports / f"{result.run_id}.json").write_text(
-        to_json(result, comparison, failures), encoding="utf-8")
-    (markdown_path or reports / f"{result.run_id}.md").write_text(md, encoding="utf-8")
+    written = write_reports(project, result, comparison, failures, json_path=json_path,
+                            markdown_path=markdown_path, html_path=html_path)
     _print(result, comparison, failures)
+    out().print("reports: " + ", ".join(str(p) for p in written))
     if failures:
         raise typer.Exit(EXIT_GATE)
 
@@ -122,20 +116,6 @@ def _mention_holdout(evals: Path, name: str, lock: HoldoutLock) -> None:
     seal = lock.seals().get(name)
     uses = seal.uses if seal else 0
     err().print(f"holdout split of {name!r} not run (pass --holdout); used {uses} time(s)")
-
-
-async def _run(project: Path, feature: str, data: Dataset, variants: list[str], epochs: int,
-               concurrency: int, *, hide: bool) -> EvalRun:
-    parsed = [parse_variant(v) for v in variants]
-    async with open_client(project) as client:
-        with Progress(console=err(), transient=True) as bar:
-            task = bar.add_task(f"{feature} × {data.name}", total=None)
-            experiment = Experiment(
-                client, feature, data, variants=parsed or [Variant()],
-                epochs=epochs, concurrency=concurrency, hide_outputs=hide,
-                calibrations=CalibrationStore(project / CALIBRATION_DIR),
-                progress=lambda done, total: bar.update(task, completed=done, total=total))
-            return await experiment.run()
 
 
 def _print(run: EvalRun, comparison: Comparison | None, failures: list[str] | None) -> None:
@@ -149,6 +129,9 @@ def _print(run: EvalRun, comparison: Comparison | None, failures: list[str] | No
                       f"{s.latency_p95_s:.3f}", f"{s.prompt_tokens}/{s.completion_tokens}",
                       str(s.errors))
     console.print(table)
+    for s in run.summaries:
+        console.print(f"scorers ({s.variant}): " + ", ".join(
+            f"{key} {value:.1%}" for key, value in s.scorers.items()))
     slices = Table(title="slices")
     slices.add_column("slice")
     for s in run.summaries:
@@ -204,7 +187,7 @@ def calibrate_cmd(ctx: typer.Context,
                   = None) -> None:
     """Measure a judge's agreement with human labels and store it."""
     project = project_dir(ctx)
-    data = _dataset(project / "evals", dataset, False)
+    data = load_suite(project / "evals", dataset, False)
     judges = [s for s in data.settings.scorers if s.name == "judge"
               and (scorer is None or s.key == scorer)]
     if len(judges) != 1:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from buttress.errors import ConfigError
+from buttress.errors import ConfigError, UsageError
 from buttress.types import Message
 
 Split = Literal["main", "holdout"]
@@ -41,6 +41,7 @@ class Case(Strict):
     weight: float = Field(1.0, gt=0)
     notes: str = ""
     output: str | None = None
+    needs_label: bool = Field(False, description="sampled from production, not yet labelled")
 
 
 class ScorerSpec(Strict):
@@ -235,3 +236,21 @@ def _loc(loc: Sequence[int | str]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def subset(dataset: Dataset, limit: int) -> Dataset:
+    """The first ``limit`` cases taken round-robin over the cases' first tags, so a quick run
+    still covers every slice. Deterministic; the version stays the full dataset's."""
+    if limit < 1:
+        raise UsageError("limit must be at least 1")
+    groups: dict[str, list[Case]] = {}
+    for case in dataset.cases:
+        groups.setdefault(case.tags[0] if case.tags else "", []).append(case)
+    picked: list[Case] = []
+    queues = [list(g) for g in groups.values()]
+    while len(picked) < limit and any(queues):
+        for queue in queues:
+            if queue and len(picked) < limit:
+                picked.append(queue.pop(0))
+    order = {c.id: i for i, c in enumerate(dataset.cases)}
+    return replace(dataset, cases=tuple(sorted(picked, key=lambda c: order[c.id])))

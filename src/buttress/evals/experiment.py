@@ -3,14 +3,16 @@ repeated trials, through the client's runtime.
 
 Every call goes through ``AsyncClient.runtime`` (provider concurrency limits, retries, fallback,
 budgets, the ledger) and carries the tags ``eval:RUN_ID``, ``variant:LABEL`` and ``case:ID``. A
-semaphore bounds how many cases are in flight. Cases with a fixed ``output`` are scored without
-a call.
+semaphore bounds how many cases are in flight. Calls are built by ``AsyncClient.prepare``, so an
+experiment sends exactly what the feature sends, with the variant's prompt version, model and
+parameters on top. Cases with a fixed ``output`` are scored without a call. Epochs after the
+first refresh the cache rather than read it, so repeated trials sample the model again.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +25,9 @@ from buttress.evals.judge import LLMJudge
 from buttress.evals.results import CaseResult, EvalRun, JudgeReport, Variant
 from buttress.evals.scorers import Score, Scorer, ScorerContext, ScorerRegistry, default_registry
 from buttress.ids import new_id
-from buttress.runtime.result import Call
-from buttress.types import CallRequest, Message
+from buttress.runtime.result import CacheMode, Call
 
 DEFAULT_SCORERS = (ScorerSpec(name="exact"),)
-_REQUEST_FIELDS = ("temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice",
-                   "logprobs", "top_logprobs", "tools", "response_format")
 
 Progress = Callable[[int, int], None]
 
@@ -50,6 +49,8 @@ class Experiment:
     calibrations: CalibrationStore | None = None
     hide_outputs: bool = False
     progress: Progress | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    cache: CacheMode = "use"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.concurrency < 1:
@@ -104,8 +105,16 @@ class Experiment:
             variants=tuple(self.variants), summaries=summaries, results=tuple(results),
             case_weights={c.id: c.weight for c in cases},
             case_tags={c.id: c.tags for c in cases}, judges=self._judges(),
-            warnings=tuple(variant_warnings(self.variants)), outputs_hidden=self.hide_outputs,
+            warnings=tuple(self._warnings()), outputs_hidden=self.hide_outputs,
             duration_s=clock.now() - started)
+
+    def _warnings(self) -> list[str]:
+        out = variant_warnings(self.variants)
+        unlabelled = [c.id for c in self.dataset.cases if c.needs_label]
+        if unlabelled:
+            out.append(f"{len(unlabelled)} case(s) still need a label (needs_label: true), "
+                       f"their expected output is only a draft: {', '.join(unlabelled[:5])}")
+        return out
 
     def _classification_keys(self) -> list[str]:
         return [s.spec.key for s in self._scorers if getattr(s, "kind", "") == "classification"]
@@ -125,42 +134,28 @@ class Experiment:
         return tuple(out)
 
     def _prepare(self, variant: Variant) -> _Builder:
-        """How to build this variant's call for a case (the prompt is loaded once)."""
+        """How to build this variant's call for a case: the client's own ``prepare``, so the
+        experiment sends exactly what the feature would (prompt version, params, chain)."""
         client = self.client
         spec = client.config.features[self.feature]
-        prompt: Any = None
-        if spec.prompt:
-            if variant.prompt_version:
-                from buttress.prompts import PromptStore
-                prompt = PromptStore(client.project_dir / "prompts").get(
-                    spec.prompt, variant.prompt_version)
-            else:
-                prompt = client.prompt(spec.prompt)
-        elif variant.prompt_version:
+        if variant.prompt_version and not spec.prompt:
             raise UsageError(f"feature {self.feature!r} has no prompt to take a version of")
-        params: dict[str, Any] = {}
-        if prompt is not None:
-            params.update({k: v for k, v in prompt.params.model_dump(exclude={"extra"}).items()
-                           if v not in (None, ())})
-            params.update(prompt.params.extra)
-        params.update(spec.params)
-        params.update(variant.params)
-        targets = client.targets([variant.model] if variant.model else spec.models)
-        policy = client.config.feature_policy(self.feature)
+        models = [variant.model] if variant.model else None
+        client.targets(models or spec.models)  # an unknown alias fails before any call
+        if spec.prompt:
+            client.prompt(spec.prompt, variant.prompt_version)  # a bad version fails now too
+        params = {**self.params, **variant.params}
         tags = (*self.tags, f"variant:{variant.label}")
 
         def build(case: Case, epoch: int) -> Call:
-            messages: tuple[Message, ...] = tuple(prompt.render(case.inputs)) if prompt else ()
-            messages += case.messages
-            if not messages:
+            if not spec.prompt and not case.messages:
                 raise UsageError(f"case {case.id!r}: no prompt and no messages to send")
-            call_id = new_id()
-            return Call(request=_request(messages, params), targets=targets, policy=policy,
-                        call_id=call_id, trace_id=call_id, feature=self.feature,
-                        prompt_name=prompt.name if prompt else None,
-                        prompt_version=prompt.version if prompt else None,
-                        environment=client.config.environment,
-                        tags=(*tags, f"case:{case.id}", f"epoch:{epoch}"))
+            # later epochs must sample the model again, not read the first epoch's answer
+            cache: CacheMode = "refresh" if epoch and self.cache == "use" else self.cache
+            return client.prepare(
+                self.feature, case.inputs if spec.prompt else None, messages=case.messages,
+                prompt_version=variant.prompt_version, models=models,
+                tags=(*tags, f"case:{case.id}", f"epoch:{epoch}"), cache=cache, **params)
         return build
 
     async def _case(self, variant: Variant, build: _Builder, case: Case,
@@ -193,14 +188,6 @@ class Experiment:
 
 
 _Builder = Callable[[Case, int], Call]
-
-
-def _request(messages: tuple[Message, ...], params: dict[str, Any]) -> CallRequest:
-    known = {k: v for k, v in params.items() if k in _REQUEST_FIELDS}
-    extra = {k: v for k, v in params.items() if k not in _REQUEST_FIELDS}
-    if isinstance(known.get("stop"), str):
-        known["stop"] = (known["stop"],)
-    return CallRequest(model="", messages=messages, extra=extra, **known)
 
 
 def _hidden(result: CaseResult) -> CaseResult:

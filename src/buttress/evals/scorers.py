@@ -5,7 +5,8 @@ to a factory taking the scorer's parameters, so a run that records its ``ScorerS
 be rebuilt exactly. ``default_registry()`` holds the built-ins:
 
 exact, normalized, json_schema, required_fields, fields, regex, contains, not_contains, length,
-numeric, label (classification) and judge (an LLM judge, see ``judge.py``).
+numeric, label (classification), embedding (similarity from the offline embedder, see
+``embedding.py``) and judge (an LLM judge, see ``judge.py``).
 """
 
 from __future__ import annotations
@@ -424,6 +425,7 @@ def _simple(cls: type[CheckScorer]) -> ScorerFactory:
 
 def default_registry() -> ScorerRegistry:
     """The built-in scorers."""
+    from buttress.evals.embedding import embedding_factory
     from buttress.evals.judge import judge_factory
 
     return ScorerRegistry({
@@ -432,5 +434,5 @@ def default_registry() -> ScorerRegistry:
         "regex": _simple(Regex), "contains": _simple(Contains),
         "not_contains": _simple(NotContains), "length": _simple(Length),
         "numeric": _simple(Numeric), "label": _simple(Label),
-        "json_schema": JsonSchema, "judge": judge_factory,
+        "json_schema": JsonSchema, "judge": judge_factory, "embedding": embedding_factory,
     })
