@@ -73,6 +73,39 @@ def build_runtime(config: Config, providers: Mapping[str, Provider], *,
     return runtime, metrics
 
 
+def build_cache(config: Config, project_dir: Path, *, clock: Clock = SYSTEM_CLOCK) -> Any:
+    """The ``CacheLayer`` for the features that declare ``cache``, on the ``[cache]`` backend;
+    None when no feature caches (nothing is opened or imported then)."""
+    from buttress.cache.layer import CacheLayer, CachePolicy
+
+    policies = {name: CachePolicy(ttl_s=f.cache.ttl_s,
+                                  semantic_threshold=f.cache.semantic.threshold
+                                  if f.cache.semantic is not None else None)
+                for name, f in config.features.items() if f.cache is not None}
+    if not policies:
+        return None
+    c = config.cache
+    backend: Any
+    if c.backend == "memory":
+        from buttress.cache.memory import MemoryBackend
+
+        backend = MemoryBackend(max_entries=c.max_entries, clock=clock)
+    elif c.backend == "sqlite":
+        from buttress.cache.sqlite import SQLiteBackend
+
+        url = c.url or "sqlite:///.buttress/cache.db"
+        if not url.startswith("sqlite:///"):
+            raise ConfigError("a sqlite cache url looks like sqlite:///PATH", key="cache.url")
+        path = Path(url.removeprefix("sqlite:///"))
+        backend = SQLiteBackend(path if path.is_absolute() else project_dir / path,
+                                namespace=c.namespace, clock=clock)
+    else:
+        from buttress.cache.redis import RedisBackend
+
+        backend = RedisBackend(c.url or "redis://127.0.0.1:6379/0", namespace=c.namespace)
+    return CacheLayer(backend, policies, clock=clock)
+
+
 def ledger_spend(store: LedgerStore) -> SpendSource:
     """What a budget's scope already spent in a period, read from the ledger off the loop."""
 
@@ -116,7 +149,7 @@ class AsyncClient:
                  ledger: LedgerWriter | None = None, clock: Clock = SYSTEM_CLOCK,
                  rng: random.Random | None = None, price: PriceFn | None = None,
                  alert_sink: AlertSink | None = None,
-                 ids: Callable[[], str] = new_id) -> None:
+                 ids: Callable[[], str] = new_id, cache: CallCache | None = None) -> None:
         self.config = config
         self.ledger = ledger
         self.project_dir = Path(project_dir)
@@ -124,9 +157,13 @@ class AsyncClient:
         self._owns_store = False  # from_config opens (and so closes) the ledger's store
         self._http = http or new_http_client()
         built = build_providers(config.providers, env or {}, self._http, clock, providers)
+        # a cache passed in is the caller's to close; one built from config is ours
+        self._owned_cache = None if cache is not None else build_cache(
+            config, self.project_dir, clock=clock)
         self.runtime, self.metrics = build_runtime(config, built, hooks=hooks, ledger=ledger,
                                                    clock=clock, rng=rng, price=price,
-                                                   alert_sink=alert_sink)
+                                                   alert_sink=alert_sink,
+                                                   cache=cache or self._owned_cache)
         self._ids = ids
         self._prompts: Any = None
         self._rendered: dict[tuple[str, str | None], Any] = {}
@@ -228,6 +265,8 @@ class AsyncClient:
             await provider.aclose()
         if self._owns_http:
             await self._http.aclose()
+        if self._owned_cache is not None:
+            await self._owned_cache.aclose()
         if self.ledger is not None:
             await asyncio.to_thread(self.ledger.close)
             if self._owns_store:

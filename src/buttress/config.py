@@ -72,6 +72,17 @@ class ModelConfig(Strict):
     model: str
 
 
+class SemanticCacheConfig(Strict):
+    threshold: float = Field(0.92, gt=0, le=1, description="cosine similarity for a hit")
+
+
+class FeatureCacheConfig(Strict):
+    """A feature's cache: exact always, semantic when ``semantic`` is set."""
+
+    ttl_s: float = Field(3600, gt=0)
+    semantic: SemanticCacheConfig | None = None
+
+
 class FeatureConfig(Strict):
     prompt: str | None = Field(None, description="name of a prompt in prompts/")
     models: tuple[str, ...] = Field(min_length=1, description="aliases in fallback order")
@@ -79,6 +90,7 @@ class FeatureConfig(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
     redact: RedactMode | None = Field(None, description="content policy in the ledger")
+    cache: FeatureCacheConfig | None = Field(None, description="absent: never cached")
 
 
 class LedgerConfig(Strict):
@@ -91,6 +103,14 @@ class LedgerConfig(Strict):
     flush_interval_s: float = Field(0.05, gt=0)
     on_full: Literal["block", "drop", "spill"] = "spill"
     spill_dir: str = ".buttress/spill"
+
+
+class CacheConfig(Strict):
+    backend: Literal["memory", "sqlite", "redis"] = "memory"
+    url: str | None = Field(None, description="sqlite:///PATH (relative to the project; "
+                            "default .buttress/cache.db) or redis://HOST:PORT/DB")
+    namespace: str = Field("buttress:", description="key prefix, so caches can share a server")
+    max_entries: int = Field(100_000, ge=1, description="memory backend bound")
 
 
 class AlertsConfig(Strict):
@@ -106,6 +126,7 @@ class Config(Strict):
     ledger: LedgerConfig = LedgerConfig()
     budgets: tuple[Budget, ...] = ()
     alerts: AlertsConfig = AlertsConfig()
+    cache: CacheConfig = CacheConfig()
     runaway: RunawayPolicy = RunawayPolicy()
     environment: Literal["development", "staging", "production"] = "development"
 

@@ -65,6 +65,7 @@ class LedgerHook:
                 prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                 cached_tokens=usage.cached_tokens, reasoning_tokens=usage.reasoning_tokens,
                 cost_usd=result.cost_usd, cache_hit=result.cache_hit,
+                cost_saved_usd=result.cost_saved_usd,
                 output_value=_tool_calls(result.completion.tool_calls),
             )
         else:

@@ -109,6 +109,7 @@ class CallResult(Value):
     ttft_s: float | None = None
     cost_usd: float | None = None
     cache_hit: bool = False
+    cost_saved_usd: float = 0.0  # on a cache hit: what the call that paid for the answer cost
 
     @property
     def text(self) -> str:
