@@ -20,6 +20,7 @@ from buttress.errors import MalformedResponse, ProviderError, StreamInterrupted
 from buttress.providers.base import StreamAssembler, completion_chunk
 from buttress.runtime.executor import Won
 from buttress.runtime.hooks import Outcome, run_after, run_before
+from buttress.runtime.partial import Partial, Schema, chunk_texts, stream_partials
 from buttress.runtime.result import Attempt, AttemptClock, Call, CallResult, Target
 from buttress.types import StreamChunk
 
@@ -118,6 +119,15 @@ class CallStream:
             raise RuntimeError("a CallStream can be iterated only once")
         self._iterating = True
         return self._iterate()
+
+    def partials(self, schema: Schema | None = None) -> AsyncIterator[Partial]:
+        """Iterate (instead of iterating chunks) for ``Partial`` values of a JSON answer.
+
+        Each one holds the object parsed so far; fields are validated against ``schema`` (a
+        pydantic model or a JSON schema) as they complete, and the last one is ``final``: the
+        whole document, fully validated. See ``buttress.runtime.partial``.
+        """
+        return stream_partials(chunk_texts(self), schema)
 
     async def _iterate(self) -> AsyncIterator[StreamChunk]:
         await self.open()
