@@ -17,10 +17,12 @@ from buttress.cli import (
     logs_cmd,
     models_cmd,
     replay_cmd,
+    serve_cmd,
     show_cmd,
 )
 from buttress.cli.console import print_error
 from buttress.cli.eval_cmd import app as eval_app
+from buttress.cli.keys_cmd import app as keys_app
 from buttress.cli.prompts_cmd import app as prompts_app
 from buttress.errors import ButtressError
 
@@ -61,8 +63,10 @@ app.command("show")(show_cmd.show)
 app.command("replay")(replay_cmd.replay)
 app.command("cost")(cost_cmd.cost)
 app.command("feedback")(feedback_cmd.feedback)
+app.command("serve")(serve_cmd.serve)
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(eval_app, name="eval")
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

@@ -77,7 +77,19 @@ _M2 = Migration(2, "the git commit of the prompt version on each call", (
     "ALTER TABLE calls ADD COLUMN prompt_commit TEXT",
 ))
 
-MIGRATIONS: tuple[Migration, ...] = (_M1, _M2)
+_M3 = Migration(3, "virtual API keys for the gateway, stored hashed", (
+    """CREATE TABLE virtual_keys (
+        key_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        models TEXT NOT NULL, features TEXT NOT NULL,
+        rpm BIGINT, tpm BIGINT,
+        budget_daily_usd DOUBLE PRECISION, budget_monthly_usd DOUBLE PRECISION,
+        created_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION
+    )""",
+))
+
+MIGRATIONS: tuple[Migration, ...] = (_M1, _M2, _M3)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

@@ -1,0 +1,534 @@
+"""The gateway's ASGI app: ``POST /v1/chat/completions``, ``GET /v1/models``, ``/health``,
+``/metrics``.
+
+``GatewayApp`` answers chat completions itself, as raw ASGI (the hot path: one header scan,
+one body read, hand-checked JSON, no per-request logging), and hands every other scope, the
+lifespan included, to a small Starlette app.
+
+Routing: ``model`` names a feature or a model alias (or ``provider/model``). A feature runs its
+prompt (the request's messages are appended after the prompt's), its chain, policy, output
+contract and cache; an alias runs the alias with the default policy. ``x-buttress-feature``
+selects a feature whatever ``model`` says; if ``model`` is then an alias it replaces the
+feature's chain. Other headers: ``x-buttress-tags`` (comma-separated), ``x-buttress-user``,
+``x-buttress-session``, ``x-buttress-cache`` (``bypass`` or ``refresh``).
+
+Keys: when any virtual key exists, every request needs one (``Authorization: Bearer sk-bt-...``).
+With no keys at all the gateway is open unless ``require_keys`` is set; the server only allows
+that on a loopback address (see ``server.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from buttress.client import AsyncClient
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.errors import ButtressError, UsageError
+from buttress.gateway.errors import GatewayRefusal, HttpError, http_error
+from buttress.gateway.key_budgets import KeyBudgets
+from buttress.gateway.keys import KeyRing, KeyStore, VirtualKey
+from buttress.gateway.limits import RateLimiter
+from buttress.gateway.wire import (
+    DONE,
+    ChatRequest,
+    ChunkWriter,
+    WireError,
+    completion_body,
+    error_body,
+    error_event,
+    parse_chat_request,
+)
+from buttress.ids import new_id
+from buttress.runtime.hooks import Outcome, run_after
+from buttress.runtime.result import CacheMode, Call, CallResult, Target
+from buttress.types import CallRequest, ResponseFormat
+
+log = logging.getLogger("buttress.gateway")
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+_JSON = (b"content-type", b"application/json")
+_CACHE_MODES: dict[bytes, CacheMode] = {b"bypass": "bypass", b"refresh": "refresh",
+                                        b"use": "use"}
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+@dataclass(slots=True)
+class _Meta:
+    """What the ``x-buttress-*`` request headers and the key say about a request."""
+
+    key: VirtualKey | None = None
+    feature: str | None = None
+    tags: tuple[str, ...] = ()
+    user: str | None = None
+    session: str | None = None
+    cache: CacheMode | None = None
+
+
+class Gateway:
+    """Serves ``client``'s runtime over the OpenAI wire format."""
+
+    def __init__(self, client: AsyncClient, *, keys: KeyRing | None = None,
+                 key_store: KeyStore | None = None, key_budgets: KeyBudgets | None = None,
+                 limiter: RateLimiter | None = None, require_keys: bool = False,
+                 max_body_bytes: int = MAX_BODY_BYTES, clock: Clock = SYSTEM_CLOCK,
+                 reload_interval_s: float = 2.0, owns_client: bool = True) -> None:
+        self.client = client
+        self.config = client.config
+        self.runtime = client.runtime
+        self.keys = keys or KeyRing()
+        self.key_store = key_store
+        self.key_budgets = key_budgets
+        self.limiter = limiter or RateLimiter(clock)
+        self.require_keys = require_keys
+        self.max_body_bytes = max_body_bytes
+        self.clock = clock
+        self.reload_interval_s = reload_interval_s
+        self.owns_client = owns_client
+        self._fingerprint: tuple[Any, ...] | None = None
+        self._last_reload = float("-inf")
+        self._targets: dict[str, tuple[Target, ...]] = {}
+        self._formats: dict[str, ResponseFormat | None] = {}
+        self._models = self._model_list()
+        if key_budgets is not None:
+            key_budgets.update(self.keys.keys())
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    async def reload_keys(self, *, force: bool = False) -> None:
+        """Re-read the keys if the table changed (another process created or revoked one)."""
+        store = self.key_store
+        if store is None:
+            return
+        self._last_reload = self.clock.now()
+        fingerprint = await asyncio.to_thread(store.fingerprint)
+        if fingerprint == self._fingerprint and not force:
+            return
+        keys = await asyncio.to_thread(store.list)
+        self._fingerprint = fingerprint
+        self.keys.replace(keys)
+        if self.key_budgets is not None:
+            self.key_budgets.update(keys)
+
+    async def _watch_keys(self) -> None:
+        while True:
+            await asyncio.sleep(self.reload_interval_s)
+            try:
+                await self.reload_keys()
+            except Exception:  # a flaky database must not stop the watcher
+                log.exception("reloading virtual keys failed")
+
+    async def authenticate(self, authorization: bytes | None) -> VirtualKey | None:
+        """The request's key; None when the gateway is open. Raises a 401 refusal."""
+        if self.keys.empty and not self.require_keys:
+            return None
+        if not authorization or not authorization[:7].lower() == b"bearer ":
+            raise GatewayRefusal("missing API key: send 'Authorization: Bearer sk-bt-...'",
+                                 status=401, kind="invalid_api_key",
+                                 type="invalid_request_error")
+        secret = authorization[7:].strip().decode("latin-1")
+        key = self.keys.verify(secret)
+        if key is None and self.key_store is not None and \
+                self.clock.now() - self._last_reload >= 1.0:
+            # maybe a key created since the last reload; at most one re-read a second
+            await self.reload_keys()
+            key = self.keys.verify(secret)
+        if key is None:
+            raise GatewayRefusal("invalid or revoked API key", status=401,
+                                 kind="invalid_api_key", type="invalid_request_error")
+        return key
+
+    # -- routing --------------------------------------------------------------------------------
+
+    def prepare(self, req: ChatRequest, meta: _Meta) -> Call:
+        """The runtime ``Call`` for a request, or a refusal (unknown or forbidden model)."""
+        config, key = self.config, meta.key
+        feature = meta.feature
+        if feature is None and req.model in config.features:
+            feature = req.model
+        if feature is not None:
+            if feature not in config.features:
+                raise GatewayRefusal(f"unknown feature {feature!r}", status=404,
+                                     kind="model_not_found", type="invalid_request_error",
+                                     param="x-buttress-feature")
+            if key is not None and not key.allows_feature(feature):
+                raise _forbidden(f"feature {feature!r}", key)
+            models = None
+            if req.model != feature and req.model in config.models:
+                if key is not None and not key.allows_model(req.model):
+                    raise _forbidden(f"model {req.model!r}", key)
+                models = (req.model,)
+            params = dict(req.params)
+            if "response_format" not in params:
+                fmt = self._output_format(feature)
+                if fmt is not None:
+                    params["response_format"] = fmt
+            return self.client.prepare(
+                feature, messages=req.messages, tags=meta.tags,
+                user_id=meta.user or req.user, session_id=meta.session,
+                key_id=key.key_id if key else None, models=models,
+                cache=meta.cache or "use", **params)
+        targets = self._targets.get(req.model)
+        if targets is None:
+            try:
+                targets = self.client.targets([req.model])
+            except UsageError:
+                raise GatewayRefusal(
+                    f"the model {req.model!r} does not exist: not a configured feature, model "
+                    "alias or provider/model", status=404, kind="model_not_found",
+                    type="invalid_request_error", param="model") from None
+            if len(self._targets) < 1024:  # provider/model names are client-chosen: bounded
+                self._targets[req.model] = targets
+        if key is not None and not key.allows_model(req.model):
+            raise _forbidden(f"model {req.model!r}", key)
+        # validated field by field in wire.py: skip pydantic's second pass on the hot path
+        request = CallRequest.model_construct(model="", messages=req.messages, **req.params)
+        call_id = new_id()
+        return Call.model_construct(
+            request=request, targets=targets, policy=config.policy, call_id=call_id,
+            trace_id=call_id, environment=config.environment, tags=meta.tags,
+            user_id=meta.user or req.user, session_id=meta.session,
+            key_id=key.key_id if key else None, cache=meta.cache or "bypass")
+
+    def _output_format(self, feature: str) -> ResponseFormat | None:
+        """The feature's output contract as a ``response_format`` (cached per feature)."""
+        if feature in self._formats:
+            return self._formats[feature]
+        from buttress.prompts import resolve_output
+
+        fmt = None
+        spec = self.config.features[feature]
+        if spec.prompt:
+            prompt = self.client.prompt(spec.prompt)
+            if prompt.output is not None:
+                schema = resolve_output(prompt.output, self.client.project_dir,
+                                        source=str(prompt.path))
+                if not isinstance(schema, Mapping):
+                    schema = schema.model_json_schema()
+                fmt = ResponseFormat(type="json_schema", json_schema=dict(schema),
+                                     name=prompt.name)
+        self._formats[feature] = fmt
+        return fmt
+
+    async def record_refusal(self, req: ChatRequest, meta: _Meta, exc: BaseException,
+                             call: Call | None = None) -> None:
+        """A refusal that reached a model decision is a ledger record like any call."""
+        if call is None:
+            call_id = new_id()
+            call = Call.model_construct(
+                request=CallRequest.model_construct(model="", messages=req.messages,
+                                                    **req.params),
+                targets=(Target(provider="", model=req.model, alias=req.model),),
+                policy=self.config.policy, call_id=call_id, trace_id=call_id,
+                environment=self.config.environment, feature=meta.feature, tags=meta.tags,
+                user_id=meta.user or req.user, session_id=meta.session,
+                key_id=meta.key.key_id if meta.key else None)
+        await run_after(self.runtime.hooks, Outcome(call, None, exc, (), 0.0))
+
+    # -- listing --------------------------------------------------------------------------------
+
+    def _model_list(self) -> list[dict[str, Any]]:
+        created = int(time.time())
+        out = [{"id": alias, "object": "model", "created": created, "owned_by": m.provider}
+               for alias, m in self.config.models.items()]
+        out += [{"id": name, "object": "model", "created": created,
+                 "owned_by": "buttress-feature"} for name in self.config.features]
+        return out
+
+    def models_body(self, key: VirtualKey | None) -> bytes:
+        data = self._models
+        if key is not None and (key.models or key.features):
+            data = [m for m in data if (key.allows_feature(m["id"])
+                                        if m["owned_by"] == "buttress-feature"
+                                        else key.allows_model(m["id"]))]
+        return orjson.dumps({"object": "list", "data": data})
+
+
+def _forbidden(what: str, key: VirtualKey) -> GatewayRefusal:
+    return GatewayRefusal(f"this API key ({key.name}) may not use {what}", status=403,
+                          kind="model_not_allowed", type="permission_error", param="model")
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+
+
+def _meta_headers(result: CallResult) -> list[tuple[bytes, bytes]]:
+    cost = result.cost_usd
+    return [(b"x-buttress-call-id", result.call_id.encode()),
+            (b"x-buttress-attempts", str(len(result.attempts)).encode()),
+            (b"x-buttress-cache-hit", b"true" if result.cache_hit else b"false"),
+            (b"x-buttress-cost-usd", b"unknown" if cost is None else f"{cost:.8f}".encode()),
+            (b"x-buttress-model", result.model_served.encode("utf-8", "replace"))]
+
+
+async def _send(send: Send, status: int, body: bytes,
+                headers: list[tuple[bytes, bytes]] | None = None,
+                content_type: tuple[bytes, bytes] = _JSON) -> None:
+    all_headers = [content_type, (b"content-length", str(len(body)).encode())]
+    if headers:
+        all_headers += headers
+    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, err: HttpError,
+                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    extra = list(headers or ())
+    if err.retry_after is not None:
+        # whole seconds, rounded up: Retry-After takes no fractions
+        extra.append((b"retry-after", str(max(1, -int(-err.retry_after // 1))).encode()))
+    await _send(send, err.status, error_body(err.message, err.type, err.code, err.param), extra)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        body = message.get("body", b"")
+        size += len(body)
+        if size > limit:
+            raise GatewayRefusal(f"request body larger than {limit} bytes", status=413,
+                                 kind="request_too_large", type="invalid_request_error")
+        chunks.append(body)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class GatewayApp:
+    """The ASGI callable: chat completions here, everything else to Starlette."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.rest = _starlette_app(gateway)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/chat/completions":
+            if scope["method"] == "POST":
+                await self.chat(scope, receive, send)
+                return
+            await _send_error(send, HttpError(405, "use POST for /v1/chat/completions",
+                                              "invalid_request_error", "method_not_allowed"))
+            return
+        await self.rest(scope, receive, send)
+
+    async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gw = self.gateway
+        meta = _Meta()
+        authorization = length = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"content-length":
+                length = value
+            elif name.startswith(b"x-buttress-"):
+                try:
+                    _header(meta, name, value)
+                except GatewayRefusal as exc:
+                    await _send_error(send, http_error(exc))
+                    return
+        try:
+            meta.key = await gw.authenticate(authorization)
+            if length is not None and (not length.isdigit() or
+                                       int(length) > gw.max_body_bytes):
+                raise GatewayRefusal(f"request body larger than {gw.max_body_bytes} bytes",
+                                     status=413, kind="request_too_large",
+                                     type="invalid_request_error")
+            req = parse_chat_request(await _read_body(receive, gw.max_body_bytes))
+        except WireError as exc:
+            await _send_error(send, HttpError(400, exc.message, "invalid_request_error",
+                                              "invalid_request", exc.param))
+            return
+        except GatewayRefusal as exc:
+            await _send_error(send, http_error(exc))
+            return
+        except _ClientGone:
+            return
+        call = None
+        try:
+            call = gw.prepare(req, meta)
+            key = meta.key
+            if key is not None and (key.rpm or key.tpm):
+                wait = gw.limiter.admit(key.key_id, key.rpm, key.tpm)
+                if wait is not None:
+                    raise GatewayRefusal(
+                        f"rate limit reached for this API key ({key.name}): "
+                        f"{key.rpm or '-'} requests and {key.tpm or '-'} tokens a minute; "
+                        f"retry in {wait:.1f}s", status=429, kind="key_rate_limited",
+                        type="rate_limit_error", retry_after=wait)
+        except ButtressError as exc:
+            await gw.record_refusal(req, meta, exc, call)
+            await _send_error(send, http_error(exc))
+            return
+        if req.stream:
+            await self.stream(call, req, meta, receive, send)
+        else:
+            await self.complete(call, req, meta, send)
+
+    async def complete(self, call: Call, req: ChatRequest, meta: _Meta, send: Send) -> None:
+        gw = self.gateway
+        try:
+            result = await gw.runtime.complete(call)
+        except ButtressError as exc:  # recorded by the runtime's hooks
+            await _send_error(send, http_error(exc),
+                              [(b"x-buttress-call-id", call.call_id.encode())])
+            return
+        except Exception:
+            log.exception("call %s failed inside the gateway", call.call_id)
+            await _send_error(send, http_error(RuntimeError()))
+            return
+        key = meta.key
+        if key is not None and key.tpm:
+            gw.limiter.charge_tokens(key.key_id, key.tpm, result.total_usage.total_tokens)
+        body = completion_body(result, req.model, int(time.time()))
+        await _send(send, 200, body, _meta_headers(result))
+
+    async def stream(self, call: Call, req: ChatRequest, meta: _Meta, receive: Receive,
+                     send: Send) -> None:
+        pump = asyncio.ensure_future(self._pump(call, req, meta, send))
+        watch = asyncio.ensure_future(_until_disconnect(receive))
+        try:
+            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, watch):
+                if not task.done():
+                    task.cancel()
+            # the pump records the call as cancelled when the client went away
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
+    async def _pump(self, call: Call, req: ChatRequest, meta: _Meta, send: Send) -> None:
+        gw = self.gateway
+        stream = gw.runtime.stream(call)
+        try:
+            await stream.open()  # retries and fallbacks happen before the first byte is sent
+        except ButtressError as exc:
+            await _send_error(send, http_error(exc),
+                              [(b"x-buttress-call-id", call.call_id.encode())])
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
+            (b"x-buttress-call-id", call.call_id.encode())]})
+        writer = ChunkWriter(call.call_id, req.model, int(time.time()), req.include_usage)
+        first = True
+        try:
+            async with stream:
+                async for chunk in stream:
+                    if not (first or chunk.has_content or chunk.finish_reason is not None
+                            or chunk.logprobs):
+                        continue  # e.g. a usage-only chunk: usage goes out at the end
+                    first = False
+                    await send({"type": "http.response.body", "body": writer.chunk(chunk),
+                                "more_body": True})
+        except ButtressError as exc:  # after the first byte: an SSE error event ends it
+            err = http_error(exc)
+            await send({"type": "http.response.body", "more_body": False,
+                        "body": error_event(err.message, err.type, err.code)})
+            return
+        result = stream.result
+        tail = DONE
+        if result is not None:
+            key = meta.key
+            if key is not None and key.tpm:
+                gw.limiter.charge_tokens(key.key_id, key.tpm, result.total_usage.total_tokens)
+            if req.include_usage:
+                tail = writer.usage(result.usage) + DONE
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+def _header(meta: _Meta, name: bytes, value: bytes) -> None:
+    text = value.decode("utf-8", "replace").strip()
+    if name == b"x-buttress-feature":
+        meta.feature = text or None
+    elif name == b"x-buttress-tags":
+        meta.tags = tuple(t for t in (p.strip() for p in text.split(",")) if t)
+    elif name == b"x-buttress-user":
+        meta.user = text or None
+    elif name == b"x-buttress-session":
+        meta.session = text or None
+    elif name == b"x-buttress-cache":
+        mode = _CACHE_MODES.get(value.strip().lower())
+        if mode is None:
+            raise GatewayRefusal("x-buttress-cache must be bypass, refresh or use", status=400,
+                                 kind="invalid_header", type="invalid_request_error",
+                                 param="x-buttress-cache")
+        meta.cache = mode
+
+
+def _starlette_app(gw: Gateway) -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    async def models(request: Request) -> Response:
+        try:
+            key = await gw.authenticate(request.headers.get("authorization", "").encode())
+        except GatewayRefusal as exc:
+            err = http_error(exc)
+            return Response(error_body(err.message, err.type, err.code), err.status,
+                            media_type="application/json")
+        return Response(gw.models_body(key), media_type="application/json")
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def metrics(request: Request) -> Response:
+        return Response(gw.client.metrics.render(),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        return Response(error_body(f"no route for {request.method} {request.url.path}",
+                                   "invalid_request_error", "not_found"), status,
+                        media_type="application/json")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        watcher = None
+        if gw.key_store is not None:
+            await gw.reload_keys(force=True)
+            watcher = asyncio.ensure_future(gw._watch_keys())
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            if gw.owns_client:
+                await gw.client.aclose()  # flushes every queued ledger record
+            if gw.key_store is not None:
+                gw.key_store.close()
+
+    return Starlette(routes=[Route("/v1/models", models, methods=["GET"]),
+                             Route("/health", health, methods=["GET"]),
+                             Route("/metrics", metrics, methods=["GET"])],
+                     exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
+
+
+def build_app(gateway: Gateway) -> GatewayApp:
+    return GatewayApp(gateway)
