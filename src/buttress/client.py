@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import Config, load_config
@@ -22,7 +23,7 @@ from buttress.costs.alerts import AlertSink, FanOutAlertSink, LogAlertSink, Webh
 from buttress.costs.budgets import BudgetBook, SpendQuery, SpendSource
 from buttress.costs.hook import BudgetHook, CallPricing
 from buttress.costs.runaway import RunawayDetector
-from buttress.errors import ConfigError, UsageError
+from buttress.errors import ConfigError, OutputValidationError, UsageError
 from buttress.ids import new_id
 from buttress.ledger.hook import LedgerHook
 from buttress.ledger.metrics import CallMetrics
@@ -31,14 +32,20 @@ from buttress.ledger.writer import LedgerWriter
 from buttress.providers.base import Provider
 from buttress.providers.http import new_http_client
 from buttress.providers.registry import build_providers
+from buttress.runtime.confidence import ConfidenceSpec
 from buttress.runtime.hooks import CallCache, CallHook
 from buttress.runtime.policy import Policy
 from buttress.runtime.result import CacheMode, Call, CallResult, Target
+from buttress.runtime.routing import Routing
 from buttress.runtime.runtime import PriceFn, Runtime
 from buttress.runtime.streaming import CallStream
+from buttress.runtime.structured import OutputContract
 from buttress.types import CallRequest, Message, ResponseFormat, Tool
 
 log = logging.getLogger("buttress")
+
+OutputArg = type[BaseModel] | Mapping[str, Any] | OutputContract
+"""A per-call output contract: a pydantic model type, a JSON-schema dict, or a contract."""
 
 _PARAMS = ("temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice", "logprobs",
            "top_logprobs")
@@ -69,7 +76,10 @@ def build_runtime(config: Config, providers: Mapping[str, Provider], *,
     if ledger is not None:
         all_hooks.append(LedgerHook(ledger, price=price, clock=clock))
     runtime = Runtime(providers, concurrency=concurrency, hooks=all_hooks, clock=clock, rng=rng,
-                      price=price, cache=cache)
+                      price=price, cache=cache,
+                      contract_support={name: p.contract_support
+                                        for name, p in config.providers.items()
+                                        if p.contract_support})
     return runtime, metrics
 
 
@@ -167,6 +177,8 @@ class AsyncClient:
         self._ids = ids
         self._prompts: Any = None
         self._rendered: dict[tuple[str, str | None], Any] = {}
+        self._contracts: dict[tuple[str, Any], OutputContract | None] = {}
+        self._routes: dict[str, Routing | None] = {}
 
     @classmethod
     def from_config(cls, path: str | Path = "buttress.toml", *,
@@ -214,50 +226,63 @@ class AsyncClient:
                    user_id: str | None = None, session_id: str | None = None,
                    parent_id: str | None = None, policy: Mapping[str, Any] | None = None,
                    prompt_version: str | None = None, models: Sequence[str] | None = None,
-                   cache: CacheMode = "use", **params: Any) -> CallResult:
+                   cache: CacheMode = "use", output: OutputArg | None = None,
+                   confidence: ConfidenceSpec | None = None, raise_on_miss: bool = False,
+                   **params: Any) -> CallResult:
         """Call a feature: render its prompt with ``vars`` and run it down its model chain.
 
         ``prompt_version`` runs another version of the prompt (a content hash or commit prefix,
         or ``label:NAME``); ``models`` replaces the feature's chain of aliases; ``cache`` is
         ``use``, ``bypass`` (neither read nor write) or ``refresh`` (write, do not read).
+        ``output`` replaces the feature's output contract; a call with a contract returns the
+        validated ``value`` or a typed ``miss`` (raised as ``OutputValidationError`` when
+        ``raise_on_miss``).
         """
-        return await self.runtime.complete(self.prepare(
+        result = await self.runtime.complete(self.prepare(
             feature, vars, messages=messages, tags=tags, user_id=user_id, session_id=session_id,
             parent_id=parent_id, policy=policy, prompt_version=prompt_version, models=models,
-            cache=cache, **params))
+            cache=cache, output=output, confidence=confidence, **params))
+        return _raise_on_miss(result) if raise_on_miss else result
 
     def stream(self, feature: str, vars: Mapping[str, Any] | None = None, *,
                messages: Sequence[Message] = (), tags: Sequence[str] = (),
                user_id: str | None = None, session_id: str | None = None,
                parent_id: str | None = None, policy: Mapping[str, Any] | None = None,
                prompt_version: str | None = None, models: Sequence[str] | None = None,
-               cache: CacheMode = "use", **params: Any) -> CallStream:
-        """Stream a feature call: ``async with client.stream(...) as s: async for chunk in s``."""
+               cache: CacheMode = "use", output: OutputArg | None = None,
+               **params: Any) -> CallStream:
+        """Stream a feature call: ``async with client.stream(...) as s: async for chunk in s``.
+
+        With an output contract the request asks for its shape and ``result`` ends with the
+        validated ``value`` or a typed ``miss`` (a stream is never repaired).
+        """
         return self.runtime.stream(self.prepare(
             feature, vars, messages=messages, tags=tags, user_id=user_id, session_id=session_id,
             parent_id=parent_id, policy=policy, prompt_version=prompt_version, models=models,
-            cache=cache, **params))
+            cache=cache, output=output, **params))
 
     async def complete(self, model: str, messages: Sequence[Message], *,
                        tools: Sequence[Tool] = (), response_format: ResponseFormat | None = None,
                        tags: Sequence[str] = (), parent_id: str | None = None,
                        policy: Mapping[str, Any] | None = None, cache: CacheMode = "bypass",
+                       output: OutputArg | None = None, raise_on_miss: bool = False,
                        **params: Any) -> CallResult:
         """Call a model alias (or ``provider/model``) directly, with the default policy."""
-        return await self.runtime.complete(self.prepare_model(
+        result = await self.runtime.complete(self.prepare_model(
             model, messages, tools=tools, response_format=response_format, tags=tags,
-            parent_id=parent_id, policy=policy, cache=cache, **params))
+            parent_id=parent_id, policy=policy, cache=cache, output=output, **params))
+        return _raise_on_miss(result) if raise_on_miss else result
 
     def stream_complete(self, model: str, messages: Sequence[Message], *,
                         tools: Sequence[Tool] = (),
                         response_format: ResponseFormat | None = None,
                         tags: Sequence[str] = (), parent_id: str | None = None,
                         policy: Mapping[str, Any] | None = None, cache: CacheMode = "bypass",
-                        **params: Any) -> CallStream:
+                        output: OutputArg | None = None, **params: Any) -> CallStream:
         """Stream a model alias (or ``provider/model``) directly."""
         return self.runtime.stream(self.prepare_model(
             model, messages, tools=tools, response_format=response_format, tags=tags,
-            parent_id=parent_id, policy=policy, cache=cache, **params))
+            parent_id=parent_id, policy=policy, cache=cache, output=output, **params))
 
     async def aclose(self) -> None:
         """Close providers, the HTTP pool and the ledger (flushing every queued record)."""
@@ -286,7 +311,8 @@ class AsyncClient:
         for alias in aliases:
             model = self.config.models.get(alias)
             if model is not None:
-                out.append(Target(provider=model.provider, model=model.model, alias=alias))
+                out.append(Target(provider=model.provider, model=model.model, alias=alias,
+                                  expected_latency_s=model.expected_latency_s))
                 continue
             provider, sep, name = alias.partition("/")
             if sep and provider in self.config.providers:
@@ -316,10 +342,12 @@ class AsyncClient:
                 parent_id: str | None = None, key_id: str | None = None,
                 policy: Mapping[str, Any] | None = None, prompt_version: str | None = None,
                 models: Sequence[str] | None = None, cache: CacheMode = "use",
+                output: OutputArg | None = None, confidence: ConfidenceSpec | None = None,
                 **params: Any) -> Call:
         """The ``Call`` a feature call would run (for ``runtime.complete``/``stream``).
 
         Parameters merge prompt < feature < call; policies merge defaults < feature < call.
+        The output contract is ``output``, else the feature's ``output``, else its prompt's.
         """
         spec = self.config.features.get(feature)
         if spec is None:
@@ -328,6 +356,7 @@ class AsyncClient:
         merged: dict[str, Any] = {}
         prompt_name = prompt_version_used = prompt_commit = None
         rendered: tuple[Message, ...] = ()
+        prompt = None
         if spec.prompt:
             prompt = self.prompt(spec.prompt, prompt_version)
             prompt_name, prompt_version_used = prompt.name, prompt.version
@@ -352,13 +381,59 @@ class AsyncClient:
                           feature=feature, prompt_name=prompt_name,
                           prompt_version=prompt_version_used, prompt_commit=prompt_commit,
                           tags=tuple(tags), user_id=user_id, session_id=session_id,
-                          parent_id=parent_id, key_id=key_id, cache=cache)
+                          parent_id=parent_id, key_id=key_id, cache=cache,
+                          output=self._contract(feature, prompt, output),
+                          confidence=confidence or spec.confidence,
+                          routing=self._routing(feature))
+
+    def _contract(self, feature: str, prompt: Any, output: OutputArg | None
+                  ) -> OutputContract | None:
+        """The feature's output contract, resolved once per prompt version (or per model
+        type passed per call)."""
+        spec = self.config.features[feature]
+        if isinstance(output, OutputContract):
+            return output
+        key = (feature, output if output is not None else
+               (prompt.version if prompt is not None else None))
+        if not isinstance(key[1], Mapping) and key in self._contracts:
+            return self._contracts[key]
+        options: dict[str, Any] = {"max_repairs": spec.max_repairs, "mode": spec.output_mode}
+        contract: OutputContract | None = None
+        if output is not None:
+            contract = OutputContract.of(output, name=feature, **options)
+        else:
+            ref = spec.output or (prompt.output if prompt is not None else None)
+            if ref is not None:
+                from buttress.prompts import resolve_output
+
+                source = str(prompt.path) if spec.output is None and prompt is not None else \
+                    f"features.{feature}"
+                try:
+                    contract = OutputContract.of(
+                        resolve_output(ref, self.project_dir, source=source),
+                        name=prompt.name if prompt is not None else feature, **options)
+                except UsageError as exc:
+                    raise ConfigError(str(exc), source=source, key="output") from None
+        if not isinstance(key[1], Mapping):
+            self._contracts[key] = contract
+        return contract
+
+    def _routing(self, feature: str) -> Routing | None:
+        if feature not in self._routes:
+            spec = self.config.features[feature]
+            esc = spec.escalate
+            self._routes[feature] = None if esc is None and spec.latency_budget_s is None else \
+                Routing(on_invalid=esc.on_invalid if esc is not None else True,
+                        min_confidence=esc.min_confidence if esc is not None else None,
+                        latency_budget_s=spec.latency_budget_s)
+        return self._routes[feature]
 
     def prepare_model(self, model: str, messages: Sequence[Message], *,
                       tools: Sequence[Tool] = (), response_format: ResponseFormat | None = None,
                       tags: Sequence[str] = (), parent_id: str | None = None,
                       key_id: str | None = None, policy: Mapping[str, Any] | None = None,
-                      cache: CacheMode = "bypass", **params: Any) -> Call:
+                      cache: CacheMode = "bypass", output: OutputArg | None = None,
+                      **params: Any) -> Call:
         """The ``Call`` a direct model call would run."""
         merged = dict(params)
         if tools:
@@ -368,13 +443,23 @@ class AsyncClient:
         request = _request(tuple(messages), merged)
         return self._call(request, self.targets([model]),
                           self.config.policy.merged(dict(policy or {})), tags=tuple(tags),
-                          parent_id=parent_id, key_id=key_id, cache=cache)
+                          parent_id=parent_id, key_id=key_id, cache=cache,
+                          output=None if output is None else OutputContract.of(output))
 
     def _call(self, request: CallRequest, targets: tuple[Target, ...], policy: Policy,
               **fields: Any) -> Call:
         call_id = self._ids()
         return Call(request=request, targets=targets, policy=policy, call_id=call_id,
                     trace_id=call_id, environment=self.config.environment, **fields)
+
+
+def _raise_on_miss(result: CallResult) -> CallResult:
+    if result.miss is not None:
+        raise OutputValidationError(
+            f"call {result.call_id}: no answer satisfied the output contract: "
+            f"{'; '.join(result.miss.reasons)}", raw=result.miss.raw or "",
+            reasons=result.miss.reasons)
+    return result
 
 
 def _request(messages: tuple[Message, ...], params: dict[str, Any]) -> CallRequest:

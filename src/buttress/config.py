@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from buttress.costs.budgets import Budget
 from buttress.costs.runaway import RunawayPolicy
 from buttress.errors import ConfigError
+from buttress.runtime.confidence import ConfidenceSpec
 from buttress.runtime.policy import Policy
+from buttress.runtime.structured import ContractMode
 from buttress.testing.chaos import ChaosSettings
 
 ProviderType = Literal["openai", "anthropic", "gemini", "local", "fake"]
@@ -46,6 +48,8 @@ class ProviderConfig(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     max_concurrency: int | None = Field(None, ge=1)
     stream_usage: bool = Field(True, description="ask for usage in streams (OpenAI format)")
+    contract_support: Literal["native", "instruct"] | None = Field(
+        None, description="how output contracts are asked for; default: what the adapter has")
     # local llama.cpp
     model_path: str | None = None
     n_ctx: int = Field(2048, ge=128)
@@ -70,6 +74,8 @@ class ModelConfig(Strict):
 
     provider: str
     model: str
+    expected_latency_s: float | None = Field(
+        None, gt=0, description="what a cascade's latency budget expects of this model")
 
 
 class SemanticCacheConfig(Strict):
@@ -83,6 +89,11 @@ class FeatureCacheConfig(Strict):
     semantic: SemanticCacheConfig | None = None
 
 
+class EscalateConfig(Strict):
+    on_invalid: bool = True
+    min_confidence: float | None = Field(None, ge=0, le=1)
+
+
 class FeatureConfig(Strict):
     prompt: str | None = Field(None, description="name of a prompt in prompts/")
     models: tuple[str, ...] = Field(min_length=1, description="aliases in fallback order")
@@ -91,6 +102,14 @@ class FeatureConfig(Strict):
     description: str = ""
     redact: RedactMode | None = Field(None, description="content policy in the ledger")
     cache: FeatureCacheConfig | None = Field(None, description="absent: never cached")
+    output: str | None = Field(None, description="output contract (schemas/x.json or "
+                               "python:module:Model); default: the prompt's output")
+    max_repairs: int = Field(1, ge=0, description="repair retries fed the validation errors")
+    output_mode: ContractMode = "auto"
+    confidence: ConfidenceSpec | None = None
+    escalate: EscalateConfig | None = Field(None, description="cascade: when a tier escalates")
+    latency_budget_s: float | None = Field(
+        None, gt=0, description="cascade: skip tiers that cannot fit in the time left")
 
 
 class LedgerConfig(Strict):

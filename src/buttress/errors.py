@@ -19,6 +19,7 @@
     ├── AllAttemptsFailed           (also an ExceptionGroup) every attempt down the chain failed
     └── OutputError
         ├── OutputValidationError   the output did not satisfy the feature's contract
+        ├── LowConfidence           a cascade tier answered below the feature's min_confidence
         └── GuardRejected           a guard refused the input or output
 
 Adapters classify (``retryable``, ``retry_after``); only the runtime decides what to do.
@@ -189,18 +190,44 @@ class AllAttemptsFailed(ButtressError, ExceptionGroup):
 
 
 class OutputError(ButtressError):
-    """The model answered, but the answer cannot be used."""
+    """The model answered, but the answer cannot be used.
+
+    Inside a call an output error is not retried on the same model; when ``falls_back`` the
+    runtime moves on to the next model of the chain (a cascade escalates).
+    """
+
+    retryable = False
+    retry_after: float | None = None
+    falls_back = False
 
 
 class OutputValidationError(OutputError):
     """The output failed the feature's output contract."""
 
     kind = "validation"
+    falls_back = True
 
-    def __init__(self, message: str, *, raw: str = "", reasons: Sequence[str] = ()) -> None:
+    def __init__(self, message: str, *, raw: str = "", reasons: Sequence[str] = (),
+                 falls_back: bool = True) -> None:
         self.raw = raw
         self.reasons = tuple(reasons)
+        self.falls_back = falls_back
         super().__init__(message)
+
+
+class LowConfidence(OutputError):
+    """A tier of a cascade answered with a confidence under the feature's threshold."""
+
+    kind = "low_confidence"
+    falls_back = True
+
+    def __init__(self, confidence: float, threshold: float, *, raw: str = "") -> None:
+        self.confidence = confidence
+        self.threshold = threshold
+        self.raw = raw
+        self.reasons: tuple[str, ...] = (f"confidence {confidence:.3f} is below "
+                                         f"{threshold:.3f}",)
+        super().__init__(self.reasons[0])
 
 
 class GuardRejected(OutputError):

@@ -11,10 +11,11 @@ import typer
 from rich.text import Text
 
 from buttress.cli.console import err, out
-from buttress.cli.project import OutcomeLog, open_client, output_params, project_dir
+from buttress.cli.project import OutcomeLog, open_client, project_dir
 from buttress.cli.report import attempts_table, failure_lines, summary
 from buttress.errors import ButtressError, ConfigError, UsageError, error_kind
 from buttress.runtime.result import Attempt, CallResult
+from buttress.runtime.structured import dump_value
 
 EXIT_FAILED = 1
 
@@ -58,8 +59,8 @@ async def _call_streamed(project: Path, feature: str, variables: dict[str, str],
                          log: OutcomeLog) -> bool:
     console = out()
     async with open_client(project, hooks=[log]) as client:
-        params = output_params(client, feature)
-        stream = client.stream(feature, variables, **params)
+        # the feature's output contract (its prompt's ``output``) comes with the call
+        stream = client.stream(feature, variables)
         started = False
         try:
             async with stream:
@@ -77,6 +78,9 @@ async def _call_streamed(project: Path, feature: str, variables: dict[str, str],
         console.print()
         result = stream.result
         assert result is not None  # the stream ended normally
+        if result.miss is not None:
+            err().print(Text("the answer does not satisfy the output contract: " +
+                             "; ".join(result.miss.reasons), style="yellow"))
         console.print()
         console.print(attempts_table(result.attempts))
         console.print(summary(result))
@@ -87,7 +91,7 @@ async def _call_json(project: Path, feature: str, variables: dict[str, str],
                      log: OutcomeLog) -> bool:
     async with open_client(project, hooks=[log]) as client:
         try:
-            result = await client.call(feature, variables, **output_params(client, feature))
+            result = await client.call(feature, variables)
         except (ConfigError, UsageError):
             raise
         except ButtressError as exc:
@@ -107,6 +111,9 @@ def result_json(result: CallResult) -> dict[str, Any]:
             "usage": result.usage.model_dump(), "cost_usd": result.cost_usd,
             "call_id": result.call_id, "feature": result.feature,
             "prompt_version": result.prompt_version,
+            "value": dump_value(result.value), "validation": result.validation,
+            "miss": result.miss.model_dump() if result.miss is not None else None,
+            "confidence": result.confidence, "tier": result.tier,
             "attempts": [_attempt_json(a) for a in result.attempts]}
 
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from buttress.cli.console import out
-from buttress.cli.project import CONFIG_FILE, OutcomeLog, open_client, output_params, project_dir
+from buttress.cli.project import CONFIG_FILE, OutcomeLog, open_client, project_dir
 from buttress.cli.report import attempt_chain, failure_lines, seconds
 from buttress.client import AsyncClient
 from buttress.errors import ButtressError, ConfigError, UsageError
@@ -69,12 +69,11 @@ async def _run(project: Path, console: Console) -> bool:
                            style="dim"))
         loaded = await _warm_up(client)
         console.print(Text(f"embedded model loaded in {seconds(loaded)}\n", style="dim"))
-        params = output_params(client, FEATURE)
         for i, ticket in enumerate(TICKETS, 1):
             console.print(Text(f"[{i}/{len(TICKETS)}] ", style="bold").append(
                 _shorten(ticket, 70), style="italic"))
             try:
-                result = await client.call(FEATURE, {"ticket": ticket}, **params)
+                result = await client.call(FEATURE, {"ticket": ticket})
             except (ConfigError, UsageError):
                 raise
             except ButtressError as exc:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -13,7 +12,6 @@ from buttress.client import AsyncClient
 from buttress.config import ProviderConfig
 from buttress.runtime.hooks import CallHook, Outcome
 from buttress.runtime.result import Call
-from buttress.types import ResponseFormat
 
 CONFIG_FILE = "buttress.toml"
 
@@ -40,25 +38,10 @@ def provider_kind(cfg: ProviderConfig) -> str:
     return f"{cfg.type} + chaos" if cfg.chaos is not None else cfg.type
 
 
-def output_params(client: AsyncClient, feature: str) -> dict[str, Any]:
-    """``response_format`` from the feature's prompt's ``output`` schema, if it declares one.
-
-    With it, providers that can constrain decoding (llama.cpp grammars, OpenAI strict schemas)
-    return JSON of that shape, which even a 135M model then manages.
-    """
-    from buttress.prompts import resolve_output
-
-    spec = client.config.features.get(feature)
-    if spec is None or not spec.prompt:
-        return {}
-    prompt = client.prompt(spec.prompt)
-    if prompt.output is None:
-        return {}
-    schema = resolve_output(prompt.output, client.project_dir, source=str(prompt.path))
-    if not isinstance(schema, Mapping):
-        schema = schema.model_json_schema()
-    return {"response_format": ResponseFormat(type="json_schema", json_schema=dict(schema),
-                                              name=prompt.name)}
+def output_params(client: AsyncClient, feature: str) -> dict[str, object]:
+    """No extra parameters: the client now applies a feature's output contract to every call
+    itself (``AsyncClient.prepare``). Kept for callers written before that; drop it."""
+    return {}
 
 
 class OutcomeLog:

@@ -11,11 +11,18 @@ from typing import Any
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import AllAttemptsFailed, error_kind
-from buttress.ledger.records import SCHEMA_VERSION, AttemptRecord, CallRecord, request_payload
+from buttress.ledger.records import (
+    SCHEMA_VERSION,
+    AttemptRecord,
+    CallRecord,
+    Validation,
+    request_payload,
+)
 from buttress.ledger.writer import LedgerWriter
 from buttress.runtime.hooks import Outcome
-from buttress.runtime.result import Attempt, Call
+from buttress.runtime.result import Attempt, Call, CallResult
 from buttress.runtime.runtime import PriceFn
+from buttress.runtime.structured import dump_value
 
 
 class LedgerHook:
@@ -68,6 +75,9 @@ class LedgerHook:
                 cost_saved_usd=result.cost_saved_usd,
                 output_value=_tool_calls(result.completion.tool_calls),
             )
+            if result.validation is not None or result.miss is not None or \
+                    result.confidence is not None or result.tier is not None:
+                fields.update(_checked(result))
         else:
             last = outcome.attempts[-1] if outcome.attempts else None
             target = call.targets[0] if call.targets else None
@@ -108,6 +118,20 @@ class LedgerHook:
             if a.usage.total_tokens:
                 total += self.price(a.provider, a.model_served or a.model, a.usage) or 0.0
         return total
+
+
+def _checked(result: CallResult) -> dict[str, Any]:
+    """What a checked call adds: its value or miss, validation, confidence and tier."""
+    out: dict[str, Any] = {"confidence": result.confidence, "tier": result.tier}
+    if result.validation is not None:
+        out["validation"] = Validation(outcome=result.validation,
+                                       reasons=result.validation_reasons)
+    if result.miss is not None:
+        out.update(status="miss", error_kind="output_miss",
+                   error_message="; ".join(result.miss.reasons))
+    elif result.value is not None:
+        out["output_value"] = dump_value(result.value)
+    return out
 
 
 def _message(error: BaseException) -> str:

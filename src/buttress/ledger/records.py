@@ -16,8 +16,8 @@ from buttress.types import CallRequest, Usage
 SCHEMA_VERSION = 2
 
 CallStatus = Literal["ok", "error", "miss", "cancelled"]
-AttemptKind = Literal["primary", "retry", "fallback", "hedge", "cache"]
-AttemptStatus = Literal["ok", "error", "cancelled"]
+AttemptKind = Literal["primary", "retry", "fallback", "hedge", "cache", "repair", "sample"]
+AttemptStatus = Literal["ok", "error", "cancelled", "skipped"]
 FeedbackSignal = Literal["accepted", "edited", "retried", "rejected", "score"]
 FEEDBACK_SIGNALS: tuple[str, ...] = ("accepted", "edited", "retried", "rejected", "score")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Iterable
+from typing import Literal
 
 from buttress.errors import MalformedResponse
 from buttress.types import (
@@ -26,6 +27,10 @@ class Provider(abc.ABC):
 
     #: the name of this provider instance in config (``openai``, ``local``...)
     name: str = "provider"
+    #: how an output contract reaches the model: ``native`` maps ``response_format`` to the
+    #: wire format's own mechanism; ``instruct`` means it has none, so the runtime puts the
+    #: schema in the prompt instead (config may override per provider)
+    contract_support: Literal["native", "instruct"] = "native"
 
     @abc.abstractmethod
     async def complete(self, request: CallRequest) -> Completion: ...

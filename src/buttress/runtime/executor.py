@@ -22,6 +22,7 @@ from buttress.errors import (
     AllAttemptsFailed,
     CircuitOpen,
     DeadlineExceeded,
+    OutputError,
     ProviderError,
     ProviderTimeout,
 )
@@ -32,6 +33,8 @@ from buttress.runtime.result import Attempt, AttemptClock, AttemptKind, Call, Ta
 T = TypeVar("T")
 
 AttemptFn = Callable[[Target, AttemptClock], Awaitable[T]]
+SkipFn = Callable[[Target], str | None]
+"""Why a target should not be tried now (a cascade tier that cannot fit the latency budget)."""
 
 
 @dataclass(slots=True)
@@ -68,12 +71,14 @@ class Executor:
 
     async def run(self, call: Call, fn: AttemptFn[T], attempts: list[Attempt], *,
                   first_byte_timeout: float | None = None,
-                  discard: Callable[[T], Awaitable[None]] | None = None) -> Won[T]:
+                  discard: Callable[[T], Awaitable[None]] | None = None,
+                  skip: SkipFn | None = None) -> Won[T]:
         """Run ``fn`` down the fallback chain until one attempt succeeds.
 
-        Failed and cancelled attempts are appended to ``attempts``; the winner is returned for
-        the caller to finish (a stream ends later). Raises ``DeadlineExceeded``,
-        ``AllAttemptsFailed`` or a non-retryable ``ProviderError`` as it is.
+        Failed, cancelled and skipped attempts are appended to ``attempts``; the winner is
+        returned for the caller to finish (a stream ends later). Raises ``DeadlineExceeded``,
+        ``AllAttemptsFailed`` or a non-retryable ``ProviderError`` as it is. An ``OutputError``
+        from ``fn`` (the answer was unusable) is not retried: it falls back when it says so.
         """
         policy = call.policy
         start = self.clock.now()
@@ -87,6 +92,13 @@ class Executor:
                                                 failures=policy.breaker_failures,
                                                 cooldown_s=policy.breaker_cooldown_s)
                     retry = 0
+                    reason = skip(target) if skip is not None else None
+                    if reason is not None:
+                        attempts.append(self._clock_for(
+                            counter, "fallback" if position else "primary", target).finish(
+                            self.clock.now(), "skipped").model_copy(
+                            update={"error_kind": "skipped", "error": reason}))
+                        continue
                     while True:
                         kind: AttemptKind = ("retry" if retry else
                                              "fallback" if position else "primary")
@@ -101,6 +113,11 @@ class Executor:
                             return await self._maybe_hedged(
                                 call, target, kind, fn, breaker, deadline, attempts, counter,
                                 first_byte_timeout, discard)
+                        except OutputError as exc:
+                            errors.append(exc)
+                            if not exc.falls_back:
+                                raise
+                            break
                         except ProviderError as exc:
                             errors.append(exc)
                             if not exc.falls_back:
@@ -115,6 +132,8 @@ class Executor:
                                 break
                             await self.clock.sleep(delay)
                             retry += 1
+                if not errors:  # every tier was skipped: none fits the time left
+                    raise DeadlineExceeded(policy.deadline_s)
                 raise AllAttemptsFailed(
                     f"all {len(errors)} attempt(s) across {len(call.targets)} model(s) failed",
                     errors)
@@ -123,7 +142,8 @@ class Executor:
 
     def _clock_for(self, counter: _Counter, kind: AttemptKind, target: Target) -> AttemptClock:
         return AttemptClock(index=counter.next(), kind=kind, target=target,
-                            started_at=self.clock.wall(), started=self.clock.now())
+                            started_at=self.clock.wall(), started=self.clock.now(),
+                            next_index=counter.next)
 
     async def _maybe_hedged(self, call: Call, target: Target, kind: AttemptKind,
                             fn: AttemptFn[T], breaker: CircuitBreaker, deadline: float,
@@ -197,6 +217,13 @@ class Executor:
             if acquired and limit is not None:
                 limit.release()
             breaker.record_failure()
+            attempts.append(clock.finish(self.clock.now(), "error", exc))
+            raise
+        except OutputError as exc:
+            # The provider answered: healthy as far as the breaker is concerned.
+            if acquired and limit is not None:
+                limit.release()
+            breaker.record_success()
             attempts.append(clock.finish(self.clock.now(), "error", exc))
             raise
         except BaseException as exc:

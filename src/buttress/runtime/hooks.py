@@ -33,7 +33,7 @@ class Outcome:
     @property
     def status(self) -> str:
         if self.result is not None:
-            return "ok"
+            return "ok" if self.result.miss is None else "miss"
         return "cancelled" if self.cancelled else "error"
 
 

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field
 
 from buttress.errors import error_kind
+from buttress.runtime.confidence import ConfidenceSpec
 from buttress.runtime.policy import Policy
+from buttress.runtime.routing import Routing
+from buttress.runtime.structured import OutputContract
 from buttress.types import CallRequest, Completion, FinishReason, ToolCall, Usage, Value
 
-AttemptKind = Literal["primary", "retry", "fallback", "hedge", "cache"]
+AttemptKind = Literal["primary", "retry", "fallback", "hedge", "cache", "repair", "sample"]
 CacheMode = Literal["use", "bypass", "refresh"]
 """``use``: read and write the feature's cache; ``bypass``: neither; ``refresh``: write only."""
-AttemptStatus = Literal["ok", "error", "cancelled"]
+AttemptStatus = Literal["ok", "error", "cancelled", "skipped"]
+ValidationOutcome = Literal["passed", "repaired", "failed"]
 
 
 class Target(Value):
@@ -23,6 +28,7 @@ class Target(Value):
     provider: str
     model: str
     alias: str = ""  # the configured alias, for display
+    expected_latency_s: float | None = None  # configured; else the runtime's running average
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model}"
@@ -48,6 +54,10 @@ class Call(Value):
     key_id: str | None = None
     cache: CacheMode = "use"
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # Output you can trust (runtime.checked); a call with none of them pays nothing for them.
+    output: OutputContract | None = None
+    confidence: ConfidenceSpec | None = None
+    routing: Routing | None = None
 
 
 class Attempt(Value):
@@ -79,6 +89,18 @@ class AttemptClock:
     ttft_s: float | None = None
     usage: Usage = field(default_factory=Usage)
     model_served: str | None = None
+    next_index: Callable[[], int] | None = None  # the executor's counter, for repairs
+
+    def restart(self, kind: AttemptKind, wall: float, now: float,
+                error: BaseException | None) -> Attempt:
+        """Close the step so far as a failed attempt and go on timing a new step (a repair)
+        under a fresh index; the executor finishes whichever step is last."""
+        done = self.finish(now, "error", error)
+        if self.next_index is not None:
+            self.index = self.next_index()
+        self.kind, self.started_at, self.started = kind, wall, now
+        self.ttft_s, self.usage = None, Usage()
+        return done
 
     def finish(self, now: float, status: AttemptStatus,
                error: BaseException | None = None) -> Attempt:
@@ -92,8 +114,19 @@ class AttemptClock:
         )
 
 
+class Miss(Value):
+    """Why a call with an output contract has no value: every tier's answer was rejected."""
+
+    reasons: tuple[str, ...]
+    raw: str | None = None
+
+
 class CallResult(Value):
-    """A successful call: the completion, where it came from and what it took."""
+    """A call that ended with an answer: the completion, where it came from, what it took.
+
+    With an output contract, ``value`` is the validated answer (a model instance or JSON data)
+    or ``None`` with ``miss`` saying why; ``tier`` is the position in the chain that answered.
+    """
 
     call_id: str
     trace_id: str
@@ -110,6 +143,17 @@ class CallResult(Value):
     cost_usd: float | None = None
     cache_hit: bool = False
     cost_saved_usd: float = 0.0  # on a cache hit: what the call that paid for the answer cost
+    value: Any = None
+    miss: Miss | None = None
+    validation: ValidationOutcome | None = None
+    validation_reasons: tuple[str, ...] = ()
+    confidence: float | None = None
+    tier: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """False for a typed miss."""
+        return self.miss is None
 
     @property
     def text(self) -> str:

@@ -10,9 +10,12 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import UsageError
 from buttress.providers.base import Provider
 from buttress.runtime.breaker import BreakerBoard
+from buttress.runtime.checked import CheckedCall
 from buttress.runtime.executor import Executor, Limits, Won
 from buttress.runtime.hooks import CallCache, CallHook, Outcome, run_after, run_before
 from buttress.runtime.result import Attempt, AttemptClock, Call, CallResult, Target
+from buttress.runtime.routing import LatencyBook
+from buttress.runtime.structured import StructuredSupport
 from buttress.types import Completion, Usage
 
 if TYPE_CHECKING:
@@ -29,8 +32,12 @@ class Runtime:
                  concurrency: Mapping[str, int] | None = None,
                  hooks: Sequence[CallHook] = (), clock: Clock = SYSTEM_CLOCK,
                  rng: random.Random | None = None, price: PriceFn | None = None,
-                 cache: CallCache | None = None) -> None:
+                 cache: CallCache | None = None,
+                 contract_support: Mapping[str, StructuredSupport] | None = None) -> None:
         self.providers = dict(providers)
+        # per provider: how output contracts are asked for, when config overrides the adapter
+        self.contract_support = dict(contract_support or {})
+        self.latency = LatencyBook()  # what cascades expect of a model with no configured figure
         self.hooks = tuple(hooks)
         self.cache = cache
         self.clock = clock
@@ -46,8 +53,18 @@ class Runtime:
             raise UsageError(f"no provider named {name!r}; configured: "
                              f"{', '.join(sorted(self.providers)) or 'none'}") from None
 
+    def structured_support(self, provider: str) -> StructuredSupport:
+        """How ``provider`` takes an output contract: natively, or by instruction."""
+        return self.contract_support.get(provider) or self.providers[provider].contract_support
+
     async def complete(self, call: Call) -> CallResult:
-        """Run a call to completion. Raises the typed errors of ``buttress.errors``."""
+        """Run a call to completion. Raises the typed errors of ``buttress.errors``.
+
+        A call with an output contract, a confidence or routing ends in a value or a typed
+        miss (``runtime.checked``).
+        """
+        if call.output is not None or call.confidence is not None or call.routing is not None:
+            return await CheckedCall(self, call, []).run()
         start = self.clock.now()
         attempts: list[Attempt] = []
         for target in call.targets:
@@ -114,10 +131,10 @@ class Runtime:
             completion=completion, provider=target.provider, model_requested=target.model,
             model_served=completion.model or target.model, attempts=tuple(attempts),
             latency_s=now - start, ttft_s=ttft_s,
-            cost_usd=self._total_cost(attempts),
+            cost_usd=self.total_cost(attempts),
         )
 
-    def _total_cost(self, attempts: Sequence[Attempt]) -> float | None:
+    def total_cost(self, attempts: Sequence[Attempt]) -> float | None:
         if self.price is None:
             return None
         total = 0.0
