@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The two Quick start commands. Each creates or refreshes its own virtualenv.
 
-    python3 dev.py demo    # .venv: buttress + the embedded model; runs the example feature
+    python3 dev.py demo    # .venv: buttress + the embedded model + the gateway; runs the example
     python3 dev.py test    # .venv-test: everything + dev tools; ruff, mypy, the whole test suite
 
 Needs only Python >= 3.11 and a C compiler (llama-cpp-python builds from source once; pip caches
@@ -18,7 +18,7 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-ENVS = {"demo": (ROOT / ".venv", "local"), "test": (ROOT / ".venv-test", "all,dev")}
+ENVS = {"demo": (ROOT / ".venv", "local,gateway"), "test": (ROOT / ".venv-test", "all,dev")}
 
 
 def run(*cmd: str | Path, **kw: object) -> None:

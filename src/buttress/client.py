@@ -25,6 +25,9 @@ from buttress.costs.hook import BudgetHook, CallPricing
 from buttress.costs.runaway import RunawayDetector
 from buttress.errors import ConfigError, OutputValidationError, UsageError
 from buttress.ids import new_id
+from buttress.jobs.background import Background
+from buttress.jobs.queue import Callback
+from buttress.jobs.store import Job, JobStore
 from buttress.ledger.hook import LedgerHook
 from buttress.ledger.metrics import CallMetrics
 from buttress.ledger.store import LedgerStore
@@ -159,7 +162,8 @@ class AsyncClient:
                  ledger: LedgerWriter | None = None, clock: Clock = SYSTEM_CLOCK,
                  rng: random.Random | None = None, price: PriceFn | None = None,
                  alert_sink: AlertSink | None = None,
-                 ids: Callable[[], str] = new_id, cache: CallCache | None = None) -> None:
+                 ids: Callable[[], str] = new_id, cache: CallCache | None = None,
+                 jobs: JobStore | None = None, job_workers: int = 4) -> None:
         self.config = config
         self.ledger = ledger
         self.project_dir = Path(project_dir)
@@ -175,6 +179,8 @@ class AsyncClient:
                                                    alert_sink=alert_sink,
                                                    cache=cache or self._owned_cache)
         self._ids = ids
+        # submit(): a store passed in is the caller's; else the ledger's database, on first use
+        self.background = Background(self, jobs, workers=job_workers)
         self._prompts: Any = None
         self._rendered: dict[tuple[str, str | None], Any] = {}
         self._contracts: dict[tuple[str, Any], OutputContract | None] = {}
@@ -210,6 +216,8 @@ class AsyncClient:
         client = cls(config, project_dir=path.parent, env=env, **kwargs)
         client._owns_http = client._owns_http or owned_http
         client._owns_store = owned_ledger
+        if owned_ledger and config.ledger.url.startswith(("postgresql://", "postgres://")):
+            client.background.dsn = config.ledger.url
         return client
 
     def record_feedback(self, call_id: str, signal: str, value: float | None = None,
@@ -284,8 +292,38 @@ class AsyncClient:
             model, messages, tools=tools, response_format=response_format, tags=tags,
             parent_id=parent_id, policy=policy, cache=cache, output=output, **params))
 
+    async def submit(self, feature: str, vars: Mapping[str, Any] | None = None, *,
+                     messages: Sequence[Message] = (), tags: Sequence[str] = (),
+                     user_id: str | None = None, session_id: str | None = None,
+                     parent_id: str | None = None, policy: Mapping[str, Any] | None = None,
+                     prompt_version: str | None = None, models: Sequence[str] | None = None,
+                     cache: CacheMode = "use", callback: Callback | None = None,
+                     **params: Any) -> str:
+        """Run a feature call in the background; returns a job id at once.
+
+        The job is stored (durably, next to the ledger) before it is queued, so it survives a
+        restart: a later client's ``resume()`` runs what was left. ``callback(job_id, result,
+        error)`` is called when it ends; or read it with ``job(job_id)``. ``vars`` and
+        ``params`` must be JSON data.
+        """
+        return await self.background.submit(
+            feature, vars, callback=callback, messages=messages, tags=list(tags),
+            user_id=user_id, session_id=session_id, parent_id=parent_id,
+            policy=dict(policy) if policy else None, prompt_version=prompt_version,
+            models=list(models) if models else None, cache=cache, **params)
+
+    async def job(self, job_id: str, *, wait: bool = False) -> Job:
+        """A background call's status and, once done, the ledger's record of it (``wait``: until
+        a job queued in this process has ended)."""
+        return await self.background.job(job_id, wait=wait)
+
+    async def resume(self) -> list[str]:
+        """Queue the background calls a stopped client left unfinished; returns their ids."""
+        return await self.background.resume()
+
     async def aclose(self) -> None:
         """Close providers, the HTTP pool and the ledger (flushing every queued record)."""
+        await self.background.aclose()  # unfinished jobs stay stored for a later resume()
         for provider in self.runtime.providers.values():
             await provider.aclose()
         if self._owns_http:
