@@ -278,3 +278,22 @@ async def test_a_dangling_feature_output_is_a_config_error(project: Path) -> Non
     async with AsyncClient(config, project_dir=project) as client:
         with pytest.raises(ConfigError, match=r"none\.json"):
             client.prepare("free", messages=[Message.user("hi")])
+
+
+async def test_a_cache_hit_carries_the_value_and_a_miss_is_never_cached(project: Path) -> None:
+    config = parse_config(CONFIG.replace('[features.free]\nmodels = ["small"]',
+                                         '[features.free]\nmodels = ["small"]\n'
+                                         'cache = { ttl_s = 60 }'))
+    a = FakeProvider(name="a", script=[BAD_ENUM, BAD_ENUM, GOOD, BAD_ENUM])
+    async with AsyncClient(config, project_dir=project, providers={"a": a}) as client:
+        ask = [Message.user("same question")]
+        missed = await client.call("free", messages=ask, output=SCHEMA)
+        fresh = await client.call("free", messages=ask, output=SCHEMA)
+        hit = await client.call("free", messages=ask, output=SCHEMA)
+
+    assert missed.miss is not None
+    assert not fresh.cache_hit  # the miss was not stored
+    assert fresh.value == json.loads(GOOD)
+    assert hit.cache_hit
+    assert hit.value == json.loads(GOOD)
+    assert len(a.requests) == 3

@@ -267,9 +267,9 @@ class CheckedCall:
             validation_reasons=tuple(reasons))
 
 
-def settle_stream(call: Call, result: CallResult) -> CallResult:
-    """A finished stream's result with its output validated: the text has reached the caller
-    already, so there is no repair; an invalid answer is a typed miss."""
+def settle(call: Call, result: CallResult) -> CallResult:
+    """``result`` with its output validated, without a repair: a finished stream (its text has
+    reached the caller already) or a cache hit. An invalid answer is a typed miss."""
     contract = call.output
     if contract is None:
         return result
@@ -291,4 +291,4 @@ async def _complete(provider: Provider, request: CallRequest, target: Target,
     return completion
 
 
-__all__ = ["CheckedCall", "request_for", "settle_stream"]
+__all__ = ["CheckedCall", "request_for", "settle"]

@@ -10,7 +10,7 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import UsageError
 from buttress.providers.base import Provider
 from buttress.runtime.breaker import BreakerBoard
-from buttress.runtime.checked import CheckedCall
+from buttress.runtime.checked import CheckedCall, settle
 from buttress.runtime.executor import Executor, Limits, Won
 from buttress.runtime.hooks import CallCache, CallHook, Outcome, run_after, run_before
 from buttress.runtime.result import Attempt, AttemptClock, Call, CallResult, Target
@@ -108,12 +108,15 @@ class Runtime:
             return None
         result = await self.cache.lookup(call)
         if result is not None:
+            if call.output is not None:  # a cached answer is checked like a fresh one
+                result = settle(call, result)
             await run_after(self.hooks, Outcome(call, result, None, result.attempts,
                                                 result.latency_s, result.ttft_s))
         return result
 
     async def remember(self, call: Call, result: CallResult) -> None:
-        if self.cache is not None and call.cache != "bypass":
+        # a typed miss is no answer to reuse
+        if self.cache is not None and call.cache != "bypass" and result.miss is None:
             await self.cache.store(call, result)
 
     def cost(self, provider: str, model: str, usage: Usage) -> float | None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from buttress.errors import MalformedResponse, ProviderError, StreamInterrupted
 from buttress.providers.base import StreamAssembler, completion_chunk
-from buttress.runtime.checked import request_for, settle_stream
+from buttress.runtime.checked import request_for, settle
 from buttress.runtime.executor import Won
 from buttress.runtime.hooks import Outcome, run_after, run_before
 from buttress.runtime.partial import Partial, Schema, chunk_texts, stream_partials
@@ -84,7 +84,7 @@ class CallStream:
 
         async def attempt(target: Target, clock: AttemptClock) -> OpenedStream:
             provider = runtime.providers[target.provider]
-            # a contract shapes the request, but a stream is never repaired (settle_stream)
+            # a contract shapes the request, but a stream is never repaired (settle)
             request = (call.request.with_model(target.model) if call.output is None else
                        request_for(runtime, call, target))
             chunks = provider.stream(request)
@@ -178,7 +178,7 @@ class CallStream:
         self.result = runtime.finish(call, won, completion, self._attempts, self._start,
                                      self._ttft)
         if call.output is not None:
-            self.result = settle_stream(call, self.result)
+            self.result = settle(call, self.result)
         self._finished = True
         await runtime.remember(call, self.result)
         await run_after(runtime.hooks, Outcome(call, self.result, None, self.result.attempts,
