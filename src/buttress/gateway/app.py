@@ -7,8 +7,9 @@ lifespan included, to a small Starlette app.
 
 Routing: ``model`` names a feature or a model alias (or ``provider/model``). A feature runs its
 prompt (the request's messages are appended after the prompt's), its chain, policy, output
-contract and cache; an alias runs the alias with the default policy. ``x-buttress-feature``
-selects a feature whatever ``model`` says; if ``model`` is then an alias it replaces the
+contract and cache; the body's ``vars`` object (buttress's one extension to the wire format)
+holds the prompt's variables. An alias runs the alias with the default policy.
+``x-buttress-feature`` selects a feature whatever ``model`` says; if ``model`` is then an alias it replaces the
 feature's chain. Other headers: ``x-buttress-tags`` (comma-separated), ``x-buttress-user``,
 ``x-buttress-session``, ``x-buttress-cache`` (``bypass`` or ``refresh``).
 
@@ -23,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ import orjson
 
 from buttress.client import AsyncClient
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import ButtressError, UsageError
+from buttress.errors import ButtressError, ConfigError, UsageError
 from buttress.gateway.errors import GatewayRefusal, HttpError, http_error
 from buttress.gateway.key_budgets import KeyBudgets
 from buttress.gateway.keys import KeyRing, KeyStore, VirtualKey
@@ -49,7 +50,7 @@ from buttress.gateway.wire import (
 from buttress.ids import new_id
 from buttress.runtime.hooks import Outcome, run_after
 from buttress.runtime.result import CacheMode, Call, CallResult, Target
-from buttress.types import CallRequest, ResponseFormat
+from buttress.types import CallRequest
 
 log = logging.getLogger("buttress.gateway")
 
@@ -102,7 +103,6 @@ class Gateway:
         self._fingerprint: tuple[Any, ...] | None = None
         self._last_reload = float("-inf")
         self._targets: dict[str, tuple[Target, ...]] = {}
-        self._formats: dict[str, ResponseFormat | None] = {}
         self._models = self._model_list()
         if key_budgets is not None:
             key_budgets.update(self.keys.keys())
@@ -172,16 +172,21 @@ class Gateway:
                 if key is not None and not key.allows_model(req.model):
                     raise _forbidden(f"model {req.model!r}", key)
                 models = (req.model,)
-            params = dict(req.params)
-            if "response_format" not in params:
-                fmt = self._output_format(feature)
-                if fmt is not None:
-                    params["response_format"] = fmt
-            return self.client.prepare(
-                feature, messages=req.messages, tags=meta.tags,
-                user_id=meta.user or req.user, session_id=meta.session,
-                key_id=key.key_id if key else None, models=models,
-                cache=meta.cache or "use", **params)
+            params = req.params  # the output contract is the client's to apply
+            try:
+                return self.client.prepare(
+                    feature, req.vars, messages=req.messages, tags=meta.tags,
+                    user_id=meta.user or req.user, session_id=meta.session,
+                    key_id=key.key_id if key else None, models=models,
+                    cache=meta.cache or "use", **params)
+            except ConfigError as exc:  # e.g. the prompt needs a variable the request lacks
+                raise GatewayRefusal(f"feature {feature!r}: {exc} (pass prompt variables as "
+                                     "'vars' in the body)", status=400, kind="invalid_vars",
+                                     type="invalid_request_error", param="vars") from None
+        if req.vars is not None:
+            raise GatewayRefusal("'vars' applies only to features", status=400,
+                                 kind="invalid_vars", type="invalid_request_error",
+                                 param="vars")
         targets = self._targets.get(req.model)
         if targets is None:
             try:
@@ -203,26 +208,6 @@ class Gateway:
             trace_id=call_id, environment=config.environment, tags=meta.tags,
             user_id=meta.user or req.user, session_id=meta.session,
             key_id=key.key_id if key else None, cache=meta.cache or "bypass")
-
-    def _output_format(self, feature: str) -> ResponseFormat | None:
-        """The feature's output contract as a ``response_format`` (cached per feature)."""
-        if feature in self._formats:
-            return self._formats[feature]
-        from buttress.prompts import resolve_output
-
-        fmt = None
-        spec = self.config.features[feature]
-        if spec.prompt:
-            prompt = self.client.prompt(spec.prompt)
-            if prompt.output is not None:
-                schema = resolve_output(prompt.output, self.client.project_dir,
-                                        source=str(prompt.path))
-                if not isinstance(schema, Mapping):
-                    schema = schema.model_json_schema()
-                fmt = ResponseFormat(type="json_schema", json_schema=dict(schema),
-                                     name=prompt.name)
-        self._formats[feature] = fmt
-        return fmt
 
     async def record_refusal(self, req: ChatRequest, meta: _Meta, exc: BaseException,
                              call: Call | None = None) -> None:

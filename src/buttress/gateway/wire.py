@@ -36,7 +36,7 @@ PASSTHROUGH = frozenset({
 _HANDLED = frozenset({
     "model", "messages", "stream", "stream_options", "temperature", "top_p", "max_tokens",
     "max_completion_tokens", "stop", "seed", "tools", "tool_choice", "response_format",
-    "logprobs", "top_logprobs", "n", "user", "functions", "function_call",
+    "logprobs", "top_logprobs", "n", "user", "functions", "function_call", "vars",
 })
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
@@ -59,6 +59,8 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
     user: str | None = None
+    #: buttress's one extension: a feature's prompt variables (``extra_body={"vars": ...}``)
+    vars: dict[str, Any] | None = None
     #: the runtime's parameters: temperature, tools, response_format, extra...
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -100,6 +102,9 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     user = data.get("user")
     if user is not None and not isinstance(user, str):
         raise WireError("'user' must be a string", "user")
+    variables = data.get("vars")
+    if variables is not None and not isinstance(variables, dict):
+        raise WireError("'vars' (a feature's prompt variables) must be an object", "vars")
     params: dict[str, Any] = {}
     _number(data, "temperature", 0.0, 2.0, params)
     _number(data, "top_p", 0.0, 1.0, params)
@@ -142,7 +147,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     if extra:
         params["extra"] = extra
     return ChatRequest(model=model, messages=messages, stream=stream,
-                       include_usage=include_usage, user=user, params=params)
+                       include_usage=include_usage, user=user, vars=variables,
+                       params=params)
 
 
 # -- request pieces ------------------------------------------------------------------------------
