@@ -9,9 +9,9 @@ Routing: ``model`` names a feature or a model alias (or ``provider/model``). A f
 prompt (the request's messages are appended after the prompt's), its chain, policy, output
 contract and cache; the body's ``vars`` object (buttress's one extension to the wire format)
 holds the prompt's variables. An alias runs the alias with the default policy.
-``x-buttress-feature`` selects a feature whatever ``model`` says; if ``model`` is then an alias it replaces the
-feature's chain. Other headers: ``x-buttress-tags`` (comma-separated), ``x-buttress-user``,
-``x-buttress-session``, ``x-buttress-cache`` (``bypass`` or ``refresh``).
+``x-buttress-feature`` selects a feature whatever ``model`` says; if ``model`` is then an alias
+it replaces the feature's chain. Other headers: ``x-buttress-tags`` (comma-separated),
+``x-buttress-user``, ``x-buttress-session``, ``x-buttress-cache`` (``bypass`` or ``refresh``).
 
 Keys: when any virtual key exists, every request needs one (``Authorization: Bearer sk-bt-...``).
 With no keys at all the gateway is open unless ``require_keys`` is set; the server only allows
