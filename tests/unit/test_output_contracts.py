@@ -20,7 +20,7 @@ from buttress.errors import (
 )
 from buttress.runtime import Call, Policy, Runtime, Target
 from buttress.runtime.structured import OutputContract
-from buttress.testing import FakeProvider, ManualClock
+from buttress.testing import FakeProvider, ManualClock, Reply
 from buttress.types import CallRequest, Message
 
 SCHEMA: dict[str, Any] = {
@@ -297,3 +297,19 @@ async def test_a_cache_hit_carries_the_value_and_a_miss_is_never_cached(project:
     assert hit.cache_hit
     assert hit.value == json.loads(GOOD)
     assert len(a.requests) == 3
+
+
+async def test_stream_partials_default_to_the_call_contract() -> None:
+    fake = FakeProvider(name="a", script=[Reply(text=BAD_ENUM, chunk_size=5)])
+    runtime = Runtime({"a": fake}, clock=ManualClock())
+
+    async with runtime.stream(make_call("a")) as stream:
+        partials = [p async for p in stream.partials()]
+
+    final = partials[-1]
+    assert final.final
+    assert "'money' is not one of" in final.errors["$"]
+    # the field was checked against the contract's schema as soon as it closed
+    assert any("category" in p.errors for p in partials if not p.final)
+    assert stream.result is not None
+    assert stream.result.miss is not None

@@ -129,8 +129,12 @@ class CallStream:
 
         Each one holds the object parsed so far; fields are validated against ``schema`` (a
         pydantic model or a JSON schema) as they complete, and the last one is ``final``: the
-        whole document, fully validated. See ``buttress.runtime.partial``.
+        whole document, fully validated. See ``buttress.runtime.partial``. Without
+        ``schema``, the call's output contract is used, if it has one.
         """
+        contract = self.call.output
+        if schema is None and contract is not None:
+            schema = contract.pydantic_model or contract.json_schema
         return stream_partials(chunk_texts(self), schema)
 
     async def _iterate(self) -> AsyncIterator[StreamChunk]:
