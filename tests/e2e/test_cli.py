@@ -364,7 +364,7 @@ def test_call_triage_on_the_embedded_model(tmp_path: Path) -> None:
 
 @pytest.mark.local_model
 def test_demo_shows_retries_and_fallbacks_on_the_embedded_model(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["demo", str(tmp_path / "demo")])
+    result = runner.invoke(app, ["demo", str(tmp_path / "demo"), "--no-serve"])
     out = unbox(result.stdout)
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "demo" / "buttress.toml").is_file()

@@ -80,7 +80,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     if not isinstance(model, str) or not model:
         raise WireError("'model' is required and must be a non-empty string", "model")
     raw_messages = data.get("messages")
-    if not isinstance(raw_messages, list) or not raw_messages:
+    # with 'vars' a feature's prompt supplies the messages, so the list may be empty
+    if not isinstance(raw_messages, list) or not (raw_messages or data.get("vars")):
         raise WireError("'messages' is required and must be a non-empty array", "messages")
     messages = tuple(_message(m, i) for i, m in enumerate(raw_messages))
     if "functions" in data or "function_call" in data:
