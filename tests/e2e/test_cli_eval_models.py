@@ -107,8 +107,11 @@ def test_run_writes_a_self_contained_html_report(tmp_path: Path) -> None:
                                                    .read_text().replace('"refund0"',
                                                                         '"<script>r0"'))
     html_path = tmp_path / "report.html"
-    code, output = invoke(project, "run", "triage", "--html", str(html_path))
+    code, output = invoke(project, "run", "triage", "--html", str(html_path), "--limit", "4")
     assert code == 0, output
+    run_file = next((project / ".buttress/evals/runs").glob("*.json"))
+    assert [r["case_id"] for r in json.loads(run_file.read_text())["results"]] == [
+        "<script>r0", "refund1", "invoice0", "invoice1"]  # a quick subset across the slices
     html = html_path.read_text()
     assert html.count("<svg") == 4  # overall, slices, cost, latency
     assert html.count('class="ci"') == 1 + 2  # a whisker per bar: overall + two slices
