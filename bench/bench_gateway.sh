@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# buttress's gateway under ../shared/bench/gateway, exactly as its README's "Benchmarking buttress":
+# the mock upstream (50 ms) on CPU 0 with the load generator, `buttress serve` pinned to CPU 1,
+# a model `mock-gpt` of an openai-type provider at http://127.0.0.1:9000/v1, the ledger and cost
+# accounting ON, and a virtual key (with RPM/TPM limits and a budget far above the load, so every
+# check runs on every request without refusing any).
+#
+#   bench/bench_gateway.sh                 # short sanity run: fixed 200 req/s for 10 s + a maxrate probe
+#   FULL=1 bench/bench_gateway.sh          # the README's full matrix (about 30 min)
+#
+# Env: BENCH_DIR (/tmp/bench; `setup.sh` makes its harness-venv), BUTTRESS_PY (python with
+# buttress and its gateway extra; default: the first of .venv-test, .venv, python3), PORT (8080),
+# OUT (results file), RATES, DURATION, STEPS.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+H=$(cd "$ROOT/../shared/bench/gateway" && pwd)
+BENCH_DIR=${BENCH_DIR:-/tmp/bench}
+export BENCH_DIR
+P=$BENCH_DIR/harness-venv/bin/python
+[ -x "$P" ] || { echo "no harness venv at $P: run $H/setup.sh first" >&2; exit 2; }
+if [ -z "${BUTTRESS_PY:-}" ]; then
+  for c in "$ROOT/.venv-test/bin/python" "$ROOT/.venv/bin/python" python3; do
+    if command -v "$c" >/dev/null 2>&1; then BUTTRESS_PY=$c; break; fi
+  done
+fi
+PORT=${PORT:-8080}
+OUT=${OUT:-$BENCH_DIR/results/buttress-$(date +%Y%m%d-%H%M%S).jsonl}
+mkdir -p "$(dirname "$OUT")"
+PROJECT=$(mktemp -d "$BENCH_DIR/buttress-project.XXXXXX")
+buttress() { PYTHONPATH="$ROOT/src" "$BUTTRESS_PY" -c 'from buttress.cli.main import main; main()' -C "$PROJECT" "$@"; }
+
+cat > "$PROJECT/buttress.toml" <<TOML
+[providers.mock]
+type = "openai"
+base_url = "http://127.0.0.1:9000/v1"
+api_key_env = "BENCH_UPSTREAM_KEY"
+max_concurrency = 4096
+
+[models.mock-gpt]
+provider = "mock"
+model = "mock-gpt"
+
+[policy]
+deadline_s = 30.0
+attempt_timeout_s = 10.0
+max_retries = 1
+
+[ledger]
+url = "sqlite:///ledger.db"
+TOML
+export BENCH_UPSTREAM_KEY=sk-mock-upstream
+SECRET=$(buttress keys create --name bench --rpm 10000000 --tpm 1000000000 --budget-daily 1000000 | tail -1)
+
+GW_PID=""
+cleanup() {
+  [ -n "$GW_PID" ] && kill -INT "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null || true
+  [ -f "$BENCH_DIR/mock.pid" ] && kill "$(cat "$BENCH_DIR/mock.pid")" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+(cd "$H" && ./start_stack.sh mock)
+PYTHONPATH="$ROOT/src" taskset -c 1 "$BUTTRESS_PY" -c 'from buttress.cli.main import main; main()' \
+  -C "$PROJECT" serve --host 127.0.0.1 --port "$PORT" > "$BENCH_DIR/buttress.log" 2>&1 &
+GW_PID=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { cat "$BENCH_DIR/buttress.log"; exit 1; }
+
+cd "$H"
+bench() { taskset -c 0 "$P" bench_gateway.py --python "$P" --out "$OUT" "$@"; }
+T=(--url "http://127.0.0.1:$PORT/v1/chat/completions" --name buttress --model mock-gpt
+   --header "Authorization: Bearer $SECRET" --pid "$GW_PID")
+D=(--url http://127.0.0.1:9000/v1/chat/completions --name direct --pidfile "$BENCH_DIR/mock.pid")
+if [ "${FULL:-0}" = 1 ]; then
+  bench "${T[@]}" fixed   --rates 50,200,500 --reps 3 --duration 20
+  bench "${T[@]}" stream  --rates 20,50      --reps 3 --duration 20
+  bench "${T[@]}" closed  --concurrency 64   --reps 3 --duration 10
+  bench "${T[@]}" maxrate --steps 100,200,400,600,800,1000,1500,2000,3000,4000,5000,6000 --reps 3 --duration 10
+  bench "${D[@]}" fixed   --rates 50,200,500 --reps 3 --duration 20
+  bench "${D[@]}" stream  --rates 20,50      --reps 3 --duration 20
+else
+  bench "${T[@]}" fixed   --rates "${RATES:-200}" --reps 1 --duration "${DURATION:-10}"
+  bench "${T[@]}" maxrate --steps "${STEPS:-500,1000,1500,2000,3000}" --reps 1 --duration "${DURATION:-10}"
+  bench "${D[@]}" fixed   --rates "${RATES:-200}" --reps 1 --duration "${DURATION:-10}"
+fi
+bench report > "$OUT.md"
+echo "results: $OUT and $OUT.md"
