@@ -201,13 +201,16 @@ class Gateway:
         if key is not None and not key.allows_model(req.model):
             raise _forbidden(f"model {req.model!r}", key)
         # validated field by field in wire.py: skip pydantic's second pass on the hot path
-        request = CallRequest.model_construct(model="", messages=req.messages, **req.params)
+        # (factory defaults are passed explicitly: model_construct inspects the factory's
+        # signature each time it has to call one)
+        request = CallRequest.model_construct(model="", messages=req.messages,
+                                              **{"extra": {}, **req.params})
         call_id = new_id()
         return Call.model_construct(
             request=request, targets=targets, policy=config.policy, call_id=call_id,
             trace_id=call_id, environment=config.environment, tags=meta.tags,
             user_id=meta.user or req.user, session_id=meta.session,
-            key_id=key.key_id if key else None, cache=meta.cache or "bypass")
+            key_id=key.key_id if key else None, cache=meta.cache or "bypass", metadata={})
 
     async def record_refusal(self, req: ChatRequest, meta: _Meta, exc: BaseException,
                              call: Call | None = None) -> None:

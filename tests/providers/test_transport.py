@@ -1,0 +1,192 @@
+"""The pooled HTTP/1.1 transport against a real socket server that answers as scripted."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from buttress.errors import ProviderUnavailable, RateLimited
+from buttress.providers.http import FastClient, iter_sse, open_stream, post_json
+from buttress.providers.transport import PooledTransport
+
+Reply = Callable[[bytes], list[bytes]]
+
+
+class Server:
+    """Answers each request on a connection with the chunks ``reply(request)`` returns; a
+    chunk ``b"<close>"`` closes the connection there."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+        self.connections = 0
+        self.requests: list[bytes] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                body = await reader.readexactly(length)
+                self.requests.append(head + body)
+                for chunk in self.reply(head + body):
+                    if chunk == b"<close>":
+                        writer.close()
+                        return
+                    writer.write(chunk)
+                    await writer.drain()
+                    await asyncio.sleep(0)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Reply], asyncio.Future[tuple[Server, str]]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(reply: Reply) -> tuple[Server, str]:
+        server = Server(reply)
+        srv = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        servers.append(srv)
+        port = srv.sockets[0].getsockname()[1]
+        return server, f"http://127.0.0.1:{port}"
+
+    yield start  # type: ignore[misc]
+    for srv in servers:
+        srv.close()
+
+
+def json_reply(body: bytes = b'{"ok": true}', status: bytes = b"200 OK",
+               extra: bytes = b"") -> Reply:
+    return lambda _req: [b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+                         + extra + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n",
+                         body]
+
+
+async def test_json_posts_reuse_one_keep_alive_connection(serve) -> None:  # type: ignore[no-untyped-def]
+    server, base = await serve(json_reply())
+    client = FastClient(PooledTransport())
+    for _ in range(5):
+        data = await post_json(client, base + "/v1/x", {"a": 1}, {"Authorization": "Bearer k"},
+                               provider="p", model="m")
+        assert data == {"ok": True}
+    assert server.connections == 1
+    first = server.requests[0]
+    assert first.startswith(b"POST /v1/x HTTP/1.1\r\n")
+    assert b"Authorization: Bearer k" in first
+    assert first.endswith(b'{"a":1}')
+    await client.aclose()
+
+
+async def test_concurrent_requests_open_parallel_connections_then_reuse(serve) -> None:  # type: ignore[no-untyped-def]
+    server, base = await serve(json_reply())
+    transport = PooledTransport()
+    client = FastClient(transport)
+    calls = [post_json(client, base, {}, {}, provider="p", model="m") for _ in range(20)]
+    assert len(await asyncio.gather(*calls)) == 20
+    opened = transport.opened
+    assert opened == server.connections
+    await asyncio.gather(*[post_json(client, base, {}, {}, provider="p", model="m")
+                           for _ in range(opened)])
+    assert transport.opened == opened  # the second wave found them all idle
+    await client.aclose()
+
+
+async def test_chunked_body_and_connection_close_are_read_whole(serve) -> None:  # type: ignore[no-untyped-def]
+    chunked = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+               b"5\r\n{\"a\":\r\n", b"3\r\n 1}\r\n", b"0\r\n\r\n"]
+    server, base = await serve(lambda _r: chunked)
+    client = FastClient(PooledTransport())
+    assert await post_json(client, base, {}, {}, provider="p", model="m") == {"a": 1}
+    assert await post_json(client, base, {}, {}, provider="p", model="m") == {"a": 1}
+    assert server.connections == 1
+    await client.aclose()
+
+    closing = [b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", b'{"b": 2}', b"<close>"]
+    server, base = await serve(lambda _r: closing)
+    client = FastClient(PooledTransport())
+    assert await post_json(client, base, {}, {}, provider="p", model="m") == {"b": 2}
+    assert await post_json(client, base, {}, {}, provider="p", model="m") == {"b": 2}
+    assert server.connections == 2  # not reused after Connection: close
+    await client.aclose()
+
+
+async def test_a_connection_the_server_closed_while_idle_is_retried_once(serve) -> None:  # type: ignore[no-untyped-def]
+    replies = iter([[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", b"{}", b"<close>"]])
+    server, base = await serve(lambda _r: next(replies, json_reply(b'{"again":1}')(b"")))
+    client = FastClient(PooledTransport())
+    assert await post_json(client, base, {}, {}, provider="p", model="m") == {}
+    await asyncio.sleep(0.01)  # the server's FIN arrives while the connection is idle
+    assert await post_json(client, base, {}, {}, provider="p", model="m") == {"again": 1}
+    assert server.connections == 2
+    await client.aclose()
+
+
+async def test_error_statuses_and_broken_responses_are_typed(serve) -> None:  # type: ignore[no-untyped-def]
+    _, base = await serve(json_reply(b'{"error": {"message": "slow down"}}',
+                                     b"429 Too Many Requests", b"Retry-After: 3\r\n"))
+    client = FastClient(PooledTransport())
+    with pytest.raises(RateLimited) as info:
+        await post_json(client, base, {}, {}, provider="p", model="m")
+    assert info.value.retry_after == 3
+    assert "slow down" in str(info.value)
+
+    _, base = await serve(lambda _r: [b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"par",
+                                      b"<close>"])
+    with pytest.raises(ProviderUnavailable, match="closed mid-body"):
+        await post_json(client, base, {}, {}, provider="p", model="m")
+
+    _, base = await serve(lambda _r: [b"NOT HTTP AT ALL\r\n\r\n"])
+    with pytest.raises(ProviderUnavailable, match="malformed HTTP response"):
+        await post_json(client, base, {}, {}, provider="p", model="m")
+
+    with pytest.raises(ProviderUnavailable):  # nobody listens there
+        await post_json(client, "http://127.0.0.1:9", {}, {}, provider="p", model="m")
+    await client.aclose()
+
+
+async def test_sse_lines_split_across_chunks_and_crlf(serve) -> None:  # type: ignore[no-untyped-def]
+    sse = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+           b"Transfer-Encoding: chunked\r\n\r\n"]
+    for piece in (b"data: {\"a\"", b":1}\r", b"\n\r\nevent: x\rdata: two\r\n", b"\r\n",
+                  b"data: [DONE]\n\n"):
+        sse.append(hex(len(piece))[2:].encode() + b"\r\n" + piece + b"\r\n")
+    sse.append(b"0\r\n\r\n")
+    server, base = await serve(lambda _r: sse)
+    client = FastClient(PooledTransport())
+    for _ in range(2):
+        async with open_stream(client, base, {}, {}, provider="p", model="m") as body:
+            events = [(e.event, e.data) async for e in iter_sse(body, provider="p", model="m")]
+        assert events == [("message", '{"a":1}'), ("x", "two"), ("message", "[DONE]")]
+    assert server.connections == 1  # a stream read to its end returns the connection
+    await client.aclose()
+
+
+async def test_a_stream_left_early_closes_its_connection(serve) -> None:  # type: ignore[no-untyped-def]
+    sse = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+           b"b\r\ndata: one\n\n\r\n"]
+    server, base = await serve(lambda _r: sse)  # never finishes its body
+    client = FastClient(PooledTransport())
+    for _ in range(2):
+        async with open_stream(client, base, {}, {}, provider="p", model="m") as body:
+            async for event in iter_sse(body, provider="p", model="m"):
+                assert event.data == "one"
+                break
+    assert server.connections == 2  # a half-read connection is never reused
+    await client.aclose()
+
+
+async def test_plain_httpx_requests_work_through_the_pool(serve) -> None:  # type: ignore[no-untyped-def]
+    server, base = await serve(json_reply(b'{"x": 1}'))
+    async with httpx.AsyncClient(transport=PooledTransport()) as client:
+        for _ in range(3):
+            response = await client.get(base + "/models?a=1")
+            assert response.json() == {"x": 1}
+    assert server.connections == 1
+    assert server.requests[0].startswith(b"GET /models?a=1 HTTP/1.1\r\n")
