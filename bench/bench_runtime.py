@@ -1,10 +1,12 @@
 """In-process overhead of one call through the full runtime, against a bare httpx client.
 
-Both sides send the same request to the same local mock upstream (the shared gateway harness's
-``mock_upstream.py``, 0 ms delay, on its own core) over the same kind of pooled httpx client, and
-parse the JSON reply. The difference in latency is what buttress adds: building the call, the
-executor (deadline, fallback, retry, breaker, limit, timeout), the adapter's payload and parsing,
-the result, and, with ``--ledger``, queueing the ledger records.
+Three sides send the same request to the same local mock upstream (the shared gateway harness's
+``mock_upstream.py``, 0 ms delay, on its own core) and parse the JSON reply: a bare
+``httpx.AsyncClient``; a bare ``PooledTransport`` (the HTTP layer buttress uses, with nothing
+above it); and buttress's full runtime. Against the bare transport, the difference is what
+buttress adds: building the call, the executor (deadline, fallback, retry, breaker, limit,
+timeout), the hooks, the adapter's payload and parsing, the result, and, with ``--ledger``,
+queueing the ledger records. Against bare httpx it is what a user switching to buttress sees.
 
     python bench/bench_runtime.py [--n 3000] [--ledger]
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -25,9 +28,11 @@ import time
 from pathlib import Path
 
 import httpx
+import jiter
 
 from buttress.client import AsyncClient
 from buttress.config import parse_config
+from buttress.providers.transport import PooledTransport
 from buttress.types import Message
 
 HARNESS = Path(__file__).resolve().parents[2] / "shared" / "bench" / "gateway"
@@ -82,7 +87,11 @@ async def main(n: int, ledger: bool) -> None:
     await wait_up(f"http://127.0.0.1:{PORT}/health")
 
     bare: list[float] = []
+    pooled: list[float] = []
     full: list[float] = []
+    transport = PooledTransport()
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json"}
 
     async def one_bare() -> None:
         t = time.perf_counter()
@@ -90,23 +99,34 @@ async def main(n: int, ledger: bool) -> None:
         r.json()
         bare.append(time.perf_counter() - t)
 
+    async def one_pooled() -> None:
+        t = time.perf_counter()
+        _status, _headers, stream = await transport.post(url, headers, body)
+        jiter.from_json(await stream.aread())
+        pooled.append(time.perf_counter() - t)
+
     async def one_full() -> None:
         t = time.perf_counter()
         await client.call("f", messages=messages)
         full.append(time.perf_counter() - t)
 
-    for _ in range(200):  # warm both pools
+    for _ in range(200):  # warm every pool
         await one_bare()
+        await one_pooled()
         await one_full()
     bare.clear()
+    pooled.clear()
     full.clear()
     for _ in range(n // 100):
         for _ in range(100):
             await one_bare()
         for _ in range(100):
+            await one_pooled()
+        for _ in range(100):
             await one_full()
     await client.aclose()
     await bare_http.aclose()
+    await transport.aclose()
     if writer is not None:
         writer.close()
 
@@ -114,12 +134,14 @@ async def main(n: int, ledger: bool) -> None:
         return f"{x * 1e6:8.1f} µs"
 
     print(f"calls per side: {len(bare)}   ledger: {'on' if ledger else 'off'}")
-    print(f"{'':12} {'median':>11} {'p99':>11}")
-    print(f"{'bare httpx':12} {us(statistics.median(bare))} {us(pct(bare, 0.99))}")
-    print(f"{'buttress':12} {us(statistics.median(full))} {us(pct(full, 0.99))}")
-    print(f"{'added':12} {us(statistics.median(full) - statistics.median(bare))} "
-          f"{us(pct(full, 0.99) - pct(bare, 0.99))}")
-    print(f"ratio (median): {statistics.median(full) / statistics.median(bare):.2f}x")
+    print(f"{'':22} {'median':>11} {'p99':>11}")
+    for name, xs in (("bare httpx.AsyncClient", bare), ("bare PooledTransport", pooled),
+                     ("buttress full runtime", full)):
+        print(f"{name:22} {us(statistics.median(xs))} {us(pct(xs, 0.99))}")
+    for name, xs in (("vs bare httpx", bare), ("vs bare pooled", pooled)):
+        print(f"added {name:16} {us(statistics.median(full) - statistics.median(xs))} "
+              f"{us(pct(full, 0.99) - pct(xs, 0.99))}   ratio "
+              f"{statistics.median(full) / statistics.median(xs):.2f}x")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 The hot path never validates a whole body with pydantic: ``parse_chat_request`` checks each field
 by hand (every problem is a ``WireError`` naming the parameter, answered with a 400) and the
 responses are plain dicts serialised with orjson. Core values (``Message``, ``Tool``) are built
-with ``model_construct`` after the checks, since their fields are already known to be valid.
+with the models' own constructors (pydantic-core validates them in about a microsecond;
+its ``model_construct`` is slower, as it fills defaults in Python).
 """
 
 from __future__ import annotations
@@ -222,7 +223,7 @@ def _message(raw: Any, i: int) -> Message:
                             f"{where}.tool_call_id")
     elif content is None:
         raise WireError(f"{where}.content is required", f"{where}.content")
-    return Message.model_construct(role="system" if role == "developer" else role,
+    return Message(role="system" if role == "developer" else role,
                                    content=content, tool_calls=tool_calls,
                                    tool_call_id=tool_call_id, name=name)
 
@@ -240,7 +241,7 @@ def _tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
         if not isinstance(name, str) or not isinstance(args, str):
             raise WireError(f"{here}.function needs string name and arguments",
                             f"{here}.function")
-        out.append(ToolCall.model_construct(id=call["id"], name=name, arguments=args))
+        out.append(ToolCall(id=call["id"], name=name, arguments=args))
     return tuple(out)
 
 
@@ -263,7 +264,7 @@ def _tools(raw: Any) -> tuple[Tool, ...]:
         if not isinstance(parameters, dict):
             raise WireError(f"{where}.function.parameters must be an object",
                             f"{where}.function.parameters")
-        out.append(Tool.model_construct(name=fn["name"], description=description,
+        out.append(Tool(name=fn["name"], description=description,
                                         parameters=parameters))
     return tuple(out)
 
@@ -284,7 +285,7 @@ def _response_format(raw: Any) -> ResponseFormat | None:
     if kind == "text":
         return None
     if kind == "json_object":
-        return ResponseFormat.model_construct(type="json_object", json_schema=None,
+        return ResponseFormat(type="json_object", json_schema=None,
                                               name="output", strict=True)
     if kind == "json_schema":
         spec = raw.get("json_schema")
@@ -296,7 +297,7 @@ def _response_format(raw: Any) -> ResponseFormat | None:
         if not isinstance(schema, dict) or (strict is not None and not isinstance(strict, bool)):
             raise WireError("response_format.json_schema.schema must be an object and strict a "
                             "boolean", "response_format.json_schema")
-        return ResponseFormat.model_construct(type="json_schema", json_schema=schema,
+        return ResponseFormat(type="json_schema", json_schema=schema,
                                               name=spec["name"], strict=bool(strict))
     raise WireError("response_format.type must be text, json_object or json_schema",
                     "response_format")

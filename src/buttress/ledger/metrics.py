@@ -46,6 +46,16 @@ class CallMetrics:
                             registry=r)
             dropped.set_function(lambda: float(queue_stats().dropped))
 
+        # label lookups take a lock and hash a tuple each time: keep the children
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     async def before(self, call: Call) -> None:
         return None
 
@@ -57,26 +67,27 @@ class CallMetrics:
         result = outcome.result
         provider = result.provider if result else ""
         model = result.model_served if result else ""
-        self.calls.labels(feature, provider, model, outcome.status).inc()
+        child = self._child
+        child(self.calls, feature, provider, model, outcome.status).inc()
         if outcome.error is not None:
-            self.errors.labels(feature, getattr(outcome.error, "kind",
+            child(self.errors, feature, getattr(outcome.error, "kind",
                                                 type(outcome.error).__name__)).inc()
         for a in outcome.attempts:
-            self.attempts.labels(a.provider, a.model, a.kind, a.status, a.error_kind or "").inc()
-        self.latency.labels(feature).observe(outcome.latency_s)
+            child(self.attempts, a.provider, a.model, a.kind, a.status, a.error_kind or "").inc()
+        child(self.latency, feature).observe(outcome.latency_s)
         if outcome.ttft_s is not None:
-            self.ttft.labels(feature).observe(outcome.ttft_s)
+            child(self.ttft, feature).observe(outcome.ttft_s)
         if result is not None:
             usage = result.total_usage
             for kind, n in (("prompt", usage.prompt_tokens), ("completion",
                             usage.completion_tokens), ("cached", usage.cached_tokens),
                             ("reasoning", usage.reasoning_tokens)):
                 if n:
-                    self.tokens.labels(feature, model, kind).inc(n)
+                    child(self.tokens, feature, model, kind).inc(n)
             if result.cost_usd:
-                self.cost.labels(feature, model).inc(result.cost_usd)
+                child(self.cost, feature, model).inc(result.cost_usd)
             if result.cache_hit:
-                self.cache_hits.labels(feature).inc()
+                child(self.cache_hits, feature).inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition format."""
