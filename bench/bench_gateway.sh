@@ -71,12 +71,18 @@ T=(--url "http://127.0.0.1:$PORT/v1/chat/completions" --name buttress --model mo
    --header "Authorization: Bearer $SECRET" --pid "$GW_PID")
 D=(--url http://127.0.0.1:9000/v1/chat/completions --name direct --pidfile "$BENCH_DIR/mock.pid")
 if [ "${FULL:-0}" = 1 ]; then
-  bench "${T[@]}" fixed   --rates 50,200,500 --reps 3 --duration 20
-  bench "${T[@]}" stream  --rates 20,50      --reps 3 --duration 20
-  bench "${T[@]}" closed  --concurrency 64   --reps 3 --duration 10
-  bench "${T[@]}" maxrate --steps 100,200,400,600,800,1000,1500,2000,3000,4000,5000,6000 --reps 3 --duration 10
-  bench "${D[@]}" fixed   --rates 50,200,500 --reps 3 --duration 20
-  bench "${D[@]}" stream  --rates 20,50      --reps 3 --duration 20
+  # the harness's matrix; REPS, DURATION, STEP_S, FIXED_RATES, STREAM_RATES as in run_all.sh
+  R=${REPS:-3}; DU=${DURATION:-20}; ST=${STEP_S:-10}
+  FR=${FIXED_RATES:-50,200,500}; SR=${STREAM_RATES:-20,50}
+  bench "${T[@]}" fixed   --rates "$FR" --reps "$R" --duration "$DU"
+  bench "${T[@]}" stream  --rates "$SR" --reps "$R" --duration "$DU"
+  bench "${T[@]}" closed  --concurrency 64 --reps "$R" --duration "$ST"
+  bench "${T[@]}" maxrate --steps "${STEPS:-100,200,400,600,800,1000,1200,1500,2000,2500,3000}" \
+    --reps "$R" --duration "$ST"
+  if [ "${SKIP_DIRECT:-0}" != 1 ]; then
+    bench "${D[@]}" fixed   --rates "$FR" --reps "$R" --duration "$DU"
+    bench "${D[@]}" stream  --rates "$SR" --reps "$R" --duration "$DU"
+  fi
 else
   bench "${T[@]}" fixed   --rates "${RATES:-200}" --reps 1 --duration "${DURATION:-10}"
   bench "${T[@]}" maxrate --steps "${STEPS:-500,1000,1500,2000,3000}" --reps 1 --duration "${DURATION:-10}"
