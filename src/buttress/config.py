@@ -54,6 +54,8 @@ class ProviderConfig(Strict):
     model_path: str | None = None
     n_ctx: int = Field(2048, ge=128)
     n_threads: int | None = Field(None, ge=1)
+    logits_all: bool = Field(False, description="keep every position's logits, so the local "
+                             "model can return logprobs (confidence); costs memory and speed")
     # fake
     replies: tuple[FakeReplyConfig, ...] = ()
     chaos: ChaosSettings | None = None
@@ -62,6 +64,8 @@ class ProviderConfig(Strict):
     def _fields_fit_type(self) -> ProviderConfig:
         if self.type != "local" and self.model_path is not None:
             raise ValueError("model_path applies only to type = 'local'")
+        if self.type != "local" and self.logits_all:
+            raise ValueError("logits_all applies only to type = 'local'")
         if self.type != "fake" and self.replies:
             raise ValueError("replies applies only to type = 'fake'")
         if self.type in ("local", "fake") and self.api_key_env:

@@ -194,3 +194,17 @@ def test_local_providers_differing_only_in_chaos_share_one_model() -> None:
     assert flaky.name == "flaky"
     assert flaky.inner is built["local"]  # one engine, one loaded GGUF
     assert built["other"] is not built["local"]  # a different context size is another model
+
+
+def test_local_logprobs_are_a_config_switch() -> None:
+    import httpx
+
+    from buttress.providers.llamacpp import LlamaCppProvider
+    from buttress.providers.registry import build_providers
+
+    config = parse_config('[providers.local]\ntype = "local"\nlogits_all = true\n')
+    local = build_providers(config.providers, {}, httpx.AsyncClient())["local"]
+    assert isinstance(local, LlamaCppProvider)
+    assert local.logits_all
+    with pytest.raises(ConfigError, match="logits_all applies only to type = 'local'"):
+        parse_config('[providers.o]\ntype = "openai"\nlogits_all = true\n')

@@ -47,7 +47,7 @@ def _local(name: str, cfg: ProviderConfig, key: str | None, http: httpx.AsyncCli
     from buttress.providers.llamacpp import LlamaCppProvider
 
     return LlamaCppProvider(name, model_path=cfg.model_path, n_ctx=cfg.n_ctx,
-                            n_threads=cfg.n_threads)
+                            n_threads=cfg.n_threads, logits_all=cfg.logits_all)
 
 
 def _fake(name: str, cfg: ProviderConfig, key: str | None, http: httpx.AsyncClient,
@@ -123,14 +123,14 @@ def build_providers(configs: Mapping[str, ProviderConfig], env: Mapping[str, str
     flaky "primary" and its healthy fallback must not load the same GGUF twice.
     """
     out = dict(built or {})
-    engines: dict[tuple[str | None, int, int | None], Provider] = {}
+    engines: dict[tuple[str | None, int, int | None, bool], Provider] = {}
     for name, cfg in configs.items():
         if name in out:
             continue
         if cfg.type != "local":
             out[name] = build_provider(name, cfg, env, http, clock)
             continue
-        key = (cfg.model_path, cfg.n_ctx, cfg.n_threads)
+        key = (cfg.model_path, cfg.n_ctx, cfg.n_threads, cfg.logits_all)
         engine = engines.get(key)
         if engine is None:
             engine = engines[key] = FACTORIES["local"](name, cfg, None, http, clock)
