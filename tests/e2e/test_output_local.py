@@ -101,3 +101,19 @@ async def test_twenty_real_calls_end_valid_or_in_a_typed_miss(tmp_path: Path) ->
     assert all(r.miss is not None for r in squeezed)  # six tokens hold no complete answer
     assert repairs_in_ledger >= len(squeezed)
     assert sum(r.miss is None for r in results) >= 10  # the grammar keeps full answers valid
+
+
+@pytest.mark.local_model
+async def test_local_logprobs_give_a_confidence_for_the_category(tmp_path: Path) -> None:
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "schemas").mkdir()
+    for rel in ("prompts/triage.md", "schemas/triage.json"):
+        (tmp_path / rel).write_text((SCAFFOLD / rel).read_text())
+    config = parse_config(CONFIG.replace('type = "local"', 'type = "local"\nlogits_all = true')
+                          .replace("max_repairs = 1", 'max_repairs = 1\nconfidence = '
+                                   '{ method = "logprobs", field = "category" }'))
+    async with AsyncClient(config, project_dir=tmp_path) as client:
+        result = await client.call("triage", {"ticket": TICKETS[0]})
+    assert result.value is not None, result.miss  # the grammar keeps it schema-valid
+    assert result.confidence is not None
+    assert 0.0 < result.confidence <= 1.0
