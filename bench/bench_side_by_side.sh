@@ -5,6 +5,8 @@
 # are against the same direct baseline.
 #   bench/bench_side_by_side.sh            # REPS=1 DURATION=10 STEP_S=8: about 20 minutes
 #   REPS=3 DURATION=20 STEP_S=10 bench/bench_side_by_side.sh    # the README's matrix
+# Needs ../shared/bench/gateway/setup.sh run once, and a Python with buttress's gateway extra:
+# .venv-test (from `python3 dev.py test`) is found by itself, else set BUTTRESS_PY.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 H=$(cd "$ROOT/../shared/bench/gateway" && pwd)
