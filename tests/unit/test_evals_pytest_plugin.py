@@ -9,6 +9,16 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+
+def plugin() -> list[str]:
+    """Load the plugin by hand only where buttress is not installed: an installed buttress
+    (``dev.py test``) registers it through its pytest11 entry point, and loading it twice
+    is an error."""
+    from importlib.metadata import entry_points
+
+    installed = any(ep.name == "buttress" for ep in entry_points(group="pytest11"))
+    return [] if installed else ["-p", "buttress.evals.pytest_plugin"]
+
 CONFIG = """
 [providers.fake]
 type = "fake"
@@ -51,7 +61,7 @@ def test_each_case_is_a_test_and_the_threshold_decides(pytester: pytest.Pytester
         def test_echo(buttress_case):
             buttress_case.check()
     """)
-    result = pytester.runpytest("-p", "buttress.evals.pytest_plugin", "-v")
+    result = pytester.runpytest(*plugin(), "-v")
     # refund: both scorers pass (1.0); mixed: `any` passes, `all` fails (0.5 >= 0.5);
     # bug: the echo never says "broken" (0.0)
     result.assert_outcomes(passed=2, failed=1)
@@ -70,7 +80,7 @@ def test_default_threshold_is_every_scorer_passing(pytester: pytest.Pytester) ->
             result = buttress_case.check()
             assert result.passed
     """)
-    result = pytester.runpytest("-p", "buttress.evals.pytest_plugin")
+    result = pytester.runpytest(*plugin())
     result.assert_outcomes(passed=1, failed=2)
 
 
@@ -83,7 +93,7 @@ def test_misuse_is_a_usage_error(pytester: pytest.Pytester) -> None:
         def test_echo(buttress_case):
             pass
     """)
-    result = pytester.runpytest("-p", "buttress.evals.pytest_plugin")
+    result = pytester.runpytest(*plugin())
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*unknown buttress_eval option(s): min_scor*"])
 
@@ -98,7 +108,7 @@ def test_a_malformed_dataset_names_file_and_line(pytester: pytest.Pytester) -> N
         def test_echo(buttress_case):
             pass
     """)
-    result = pytester.runpytest("-p", "buttress.evals.pytest_plugin")
+    result = pytester.runpytest(*plugin())
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*echo.yaml:3*"])
 

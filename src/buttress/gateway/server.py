@@ -76,7 +76,9 @@ def uvicorn_config(app: GatewayApp, host: str, port: int, *, drain_s: float = 30
     return uvicorn.Config(app, host=host, port=port, loop=loop, http=http, access_log=False,
                           log_level="warning", lifespan="on", server_header=False,
                           date_header=False, timeout_graceful_shutdown=max(1, round(drain_s)),
-                          backlog=4096)
+                          # the gateway never reads the client address: skip the middleware
+                          # that rewrites it from X-Forwarded-* on every request
+                          proxy_headers=False, backlog=4096)
 
 
 def serve(config_path: str | Path, *, host: str = "127.0.0.1", port: int = 8080,
