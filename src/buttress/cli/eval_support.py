@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from buttress.cli.console import err
-from buttress.cli.project import open_client, output_params
+from buttress.cli.project import open_client
 from buttress.config import Config
 from buttress.errors import ConfigError
 from buttress.evals.calibration import CalibrationStore
@@ -106,7 +106,6 @@ async def run_experiment(project: Path, feature: str, data: Dataset,
                 client, feature, data, variants=list(variants) or [Variant()], epochs=epochs,
                 concurrency=concurrency or default_concurrency(client.config, feature, variants),
                 hide_outputs=hide,
-                params=output_params(client, feature),
                 calibrations=CalibrationStore(project / CALIBRATION_DIR),
                 progress=lambda done, total: bar.update(task, completed=done, total=total))
             return await experiment.run()

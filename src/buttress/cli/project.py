@@ -38,12 +38,6 @@ def provider_kind(cfg: ProviderConfig) -> str:
     return f"{cfg.type} + chaos" if cfg.chaos is not None else cfg.type
 
 
-def output_params(client: AsyncClient, feature: str) -> dict[str, object]:
-    """No extra parameters: the client now applies a feature's output contract to every call
-    itself (``AsyncClient.prepare``). Kept for callers written before that; drop it."""
-    return {}
-
-
 class OutcomeLog:
     """A call hook that keeps every outcome, failures included (their attempts are here)."""
 
