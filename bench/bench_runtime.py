@@ -1,17 +1,17 @@
-"""In-process overhead of one call through the full runtime, against a bare httpx client.
+"""In-process overhead of one call through the full runtime, and what the ledger adds to it.
 
-Three sides send the same request to the same local mock upstream (the shared gateway harness's
-``mock_upstream.py``, 0 ms delay, on its own core) and parse the JSON reply: a bare
-``httpx.AsyncClient``; a bare ``PooledTransport`` (the HTTP layer buttress uses, with nothing
-above it); and buttress's full runtime. Against the bare transport, the difference is what
-buttress adds: building the call, the executor (deadline, fallback, retry, breaker, limit,
-timeout), the hooks, the adapter's payload and parsing, the result, and, with ``--ledger``,
-queueing the ledger records. Against bare httpx it is what a user switching to buttress sees.
+Four sides send the same request to the same local mock upstream (the shared gateway harness's
+``mock_upstream.py``, 0 ms delay, on its own core) and parse the JSON reply, interleaved in rounds
+of 100 so that drift on a busy machine hits all alike:
 
-    python bench/bench_runtime.py [--n 3000] [--ledger]
+- a bare ``httpx.AsyncClient``;
+- a bare ``PooledTransport`` (buttress's HTTP layer with nothing above it);
+- buttress's full runtime with the ledger off: against the bare transport, what the runtime adds
+  (building the call, executor policies, hooks, metrics, budgets, adapter, result);
+- the same with the ledger on (SQLite, the writer thread): against ledger off, what recording
+  adds to a call.
 
-Prints median and p99 for each side and the added latency, interleaving the two sides in rounds
-so that drift on a busy machine hits both alike.
+    python bench/bench_runtime.py [--n 3000]
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ import jiter
 
 from buttress.client import AsyncClient
 from buttress.config import parse_config
+from buttress.ledger.sqlite import SQLiteStore
+from buttress.ledger.writer import LedgerWriter
 from buttress.providers.transport import PooledTransport
 from buttress.types import Message
 
@@ -67,94 +69,75 @@ async def wait_up(url: str) -> None:
     raise RuntimeError("mock upstream did not start")
 
 
-async def main(n: int, ledger: bool) -> None:
+async def main(n: int) -> None:
     url = f"http://127.0.0.1:{PORT}/v1/chat/completions"
     messages = [Message.user("Classify: my parcel never arrived")]
     payload = {"model": "mock-gpt-2024-01-01",
                "messages": [{"role": "user", "content": messages[0].content}]}
-    hooks = []
-    writer = None
-    if ledger:
-        from buttress.ledger.hook import LedgerHook
-        from buttress.ledger.sqlite import SQLiteStore
-        from buttress.ledger.writer import LedgerWriter
-
-        tmp = tempfile.mkdtemp()
-        writer = LedgerWriter(SQLiteStore(Path(tmp) / "ledger.db"))
-        hooks.append(LedgerHook(writer))
+    writer = LedgerWriter(SQLiteStore(Path(tempfile.mkdtemp()) / "ledger.db"))
     bare_http = httpx.AsyncClient()
-    client = AsyncClient(parse_config(CONFIG), hooks=hooks)
+    plain = AsyncClient(parse_config(CONFIG))
+    recorded = AsyncClient(parse_config(CONFIG), ledger=writer)
     await wait_up(f"http://127.0.0.1:{PORT}/health")
-
-    bare: list[float] = []
-    pooled: list[float] = []
-    full: list[float] = []
     transport = PooledTransport()
     body = json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
 
-    async def one_bare() -> None:
-        t = time.perf_counter()
-        r = await bare_http.post(url, json=payload)
-        r.json()
-        bare.append(time.perf_counter() - t)
+    async def bare() -> None:
+        (await bare_http.post(url, json=payload)).json()
 
-    async def one_pooled() -> None:
-        t = time.perf_counter()
+    async def pooled() -> None:
         _status, _headers, stream = await transport.post(url, headers, body)
         jiter.from_json(await stream.aread())
-        pooled.append(time.perf_counter() - t)
 
-    async def one_full() -> None:
-        t = time.perf_counter()
-        await client.call("f", messages=messages)
-        full.append(time.perf_counter() - t)
+    async def off() -> None:
+        await plain.call("f", messages=messages)
 
-    for _ in range(200):  # warm every pool
-        await one_bare()
-        await one_pooled()
-        await one_full()
-    bare.clear()
-    pooled.clear()
-    full.clear()
-    for _ in range(n // 100):
-        for _ in range(100):
-            await one_bare()
-        for _ in range(100):
-            await one_pooled()
-        for _ in range(100):
-            await one_full()
-    await client.aclose()
+    async def on() -> None:
+        await recorded.call("f", messages=messages)
+
+    sides = {"bare httpx.AsyncClient": bare, "bare PooledTransport": pooled,
+             "buttress, ledger off": off, "buttress, ledger on": on}
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for warm in (True, False):
+        for _ in range(2 if warm else n // 100):
+            for name, fn in sides.items():  # rounds of 100, interleaved: drift hits all alike
+                for _ in range(100):
+                    t = time.perf_counter()
+                    await fn()
+                    if not warm:
+                        times[name].append(time.perf_counter() - t)
+    await plain.aclose()
+    await recorded.aclose()  # flushes the ledger
     await bare_http.aclose()
     await transport.aclose()
-    if writer is not None:
-        writer.close()
 
     def us(x: float) -> str:
         return f"{x * 1e6:8.1f} µs"
 
-    print(f"calls per side: {len(bare)}   ledger: {'on' if ledger else 'off'}")
-    print(f"{'':22} {'median':>11} {'p99':>11}")
-    for name, xs in (("bare httpx.AsyncClient", bare), ("bare PooledTransport", pooled),
-                     ("buttress full runtime", full)):
-        print(f"{name:22} {us(statistics.median(xs))} {us(pct(xs, 0.99))}")
-    for name, xs in (("vs bare httpx", bare), ("vs bare pooled", pooled)):
-        print(f"added {name:16} {us(statistics.median(full) - statistics.median(xs))} "
-              f"{us(pct(full, 0.99) - pct(xs, 0.99))}   ratio "
-              f"{statistics.median(full) / statistics.median(xs):.2f}x")
+    med = {name: statistics.median(xs) for name, xs in times.items()}
+    p99 = {name: pct(xs, 0.99) for name, xs in times.items()}
+    print(f"calls per side: {len(times['bare PooledTransport'])}")
+    print(f"{'':24} {'median':>11} {'p99':>11}")
+    for name in sides:
+        print(f"{name:24} {us(med[name])} {us(p99[name])}")
+    for label, a, b in (("runtime adds", "buttress, ledger off", "bare PooledTransport"),
+                        ("ledger adds", "buttress, ledger on", "buttress, ledger off"),
+                        ("vs bare httpx", "buttress, ledger on", "bare httpx.AsyncClient")):
+        print(f"{label:24} {us(med[a] - med[b])} {us(p99[a] - p99[b])}   ratio "
+              f"{med[a] / med[b]:.2f}x")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=3000)
-    parser.add_argument("--ledger", action="store_true")
     args = parser.parse_args()
     mock = subprocess.Popen(
         ["taskset", "-c", "0", sys.executable, str(HARNESS / "mock_upstream.py"), "--port",
          str(PORT), "--delay-ms", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         os.sched_setaffinity(0, {1})
-        asyncio.run(main(args.n, args.ledger))
+        asyncio.run(main(args.n))
     finally:
         mock.terminate()
         mock.wait()
