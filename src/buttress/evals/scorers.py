@@ -11,6 +11,7 @@ numeric, label (classification), embedding (similarity from the offline embedder
 
 from __future__ import annotations
 
+import abc
 import json
 import math
 import re
@@ -137,7 +138,7 @@ def _result(passed: bool, detail: str = "", value: float | None = None) -> Score
     return Score(value=float(passed) if value is None else value, passed=passed, detail=detail)
 
 
-class CheckScorer:
+class CheckScorer(abc.ABC):
     """A deterministic scorer: ``check`` is pure; ``score`` only wraps it."""
 
     params_model: ClassVar[type[BaseModel]] = Params
@@ -149,8 +150,9 @@ class CheckScorer:
     async def score(self, output: str, case: Case) -> Score:
         return self.check(output, case)
 
+    @abc.abstractmethod
     def check(self, output: str, case: Case) -> Score:
-        raise NotImplementedError
+        """Score ``output`` against ``case``: pure and synchronous."""
 
 
 # -- the built-ins ------------------------------------------------------------------------------
