@@ -10,7 +10,7 @@ H=$(cd "$ROOT/../shared/bench/gateway" && pwd)
 export BENCH_DIR=${BENCH_DIR:-/tmp/bench}
 P=$BENCH_DIR/harness-venv/bin/python
 PY=${BUTTRESS_PY:-$ROOT/.venv-test/bin/python}
-RATE=${RATE:-500}; ROUNDS=${ROUNDS:-2}; PORT=${PORT:-8080}
+RATE=${RATE:-500}; ROUNDS=${ROUNDS:-2}; DURATION=${DURATION:-300}; PORT=${PORT:-8080}
 PROJECT=$(mktemp -d "$BENCH_DIR/buttress-soak.XXXXXX")
 buttress() { PYTHONPATH="$ROOT/src" "$PY" -c 'from buttress.cli.main import main; main()' -C "$PROJECT" "$@"; }
 cat > "$PROJECT/buttress.toml" <<TOML
@@ -44,7 +44,7 @@ echo "RSS idle: $(rss)"
 ( while sleep 30; do echo "  RSS at +${SECONDS}s: $(rss)"; done ) & MON=$!
 for r in $(seq 1 "$ROUNDS"); do
   taskset -c 0 "$P" "$H/loadgen.py" --url "http://127.0.0.1:$PORT/v1/chat/completions" \
-    --model mock-gpt --rate "$RATE" --duration 300 --header "Authorization: Bearer $SECRET" \
+    --model mock-gpt --rate "$RATE" --duration "$DURATION" --header "Authorization: Bearer $SECRET" \
     --out "$BENCH_DIR/soak$r.json" > /dev/null 2>&1
   "$P" -c "import json,sys; d=json.load(open(sys.argv[1])); l=d['latency_ms']; \
 print(f\"round $r: ok {d['ok']} errors {d['error_count']} p50 {l['p50']:.1f} ms p99 {l['p99']:.1f} ms\")" \
