@@ -23,7 +23,7 @@ from buttress.costs.alerts import AlertSink, FanOutAlertSink, LogAlertSink, Webh
 from buttress.costs.budgets import BudgetBook, SpendQuery, SpendSource
 from buttress.costs.hook import BudgetHook, CallPricing
 from buttress.costs.runaway import RunawayDetector
-from buttress.errors import ConfigError, OutputValidationError, UsageError
+from buttress.errors import ButtressError, ConfigError, OutputValidationError, UsageError
 from buttress.ids import new_id
 from buttress.jobs.background import Background
 from buttress.jobs.queue import Callback
@@ -359,6 +359,17 @@ class AsyncClient:
             raise UsageError(f"unknown model {alias!r}: not an alias in [models] nor "
                              f"PROVIDER/MODEL with a configured provider")
         return tuple(out)
+
+    def load_prompts(self) -> None:
+        """Resolve every feature's prompt and its git commit now (blocking I/O: a server does
+        this at start-up, in a thread); calls then find them cached. A prompt that cannot load
+        is logged and left for its calls to report, so one bad file stops no other feature."""
+        for name, feature in self.config.features.items():
+            if feature.prompt:
+                try:
+                    _ = self.prompt(feature.prompt).git_commit
+                except ButtressError as exc:
+                    log.warning("feature %s: %s", name, exc)
 
     def prompt(self, name: str, version: str | None = None) -> Any:
         """The prompt a feature runs: this environment's (labels honoured), or ``version``."""

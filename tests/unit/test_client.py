@@ -208,3 +208,12 @@ def test_local_logprobs_are_a_config_switch() -> None:
     assert local.logits_all
     with pytest.raises(ConfigError, match="logits_all applies only to type = 'local'"):
         parse_config('[providers.o]\ntype = "openai"\nlogits_all = true\n')
+
+
+def test_load_prompts_caches_them_and_a_bad_one_stops_no_other(project: Path) -> None:
+    (project / "prompts" / "broken.md").write_text("---\nnot: [valid\n---\nx\n")
+    config = parse_config(CONFIG + '\n[features.bad]\nprompt = "broken"\nmodels = ["backup"]\n')
+    client = AsyncClient(config, project_dir=project)
+    client.load_prompts()  # logs the broken one, raises nothing
+    assert ("greet", None) in client._rendered
+    assert ("broken", None) not in client._rendered

@@ -497,6 +497,9 @@ def _starlette_app(gw: Gateway) -> Any:
         if gw.key_store is not None:
             await gw.reload_keys(force=True)
             watcher = asyncio.ensure_future(gw._watch_keys())
+        # Load every feature's prompt (file read, git lookup of its commit) now, off the loop,
+        # rather than on the event loop during the first request that needs it.
+        await asyncio.to_thread(gw.client.load_prompts)
         # Everything loaded so far (modules, config, price tables) lives as long as the server:
         # move it out of the collector's reach, so full collections stay short and stop
         # showing up as latency spikes.

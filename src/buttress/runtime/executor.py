@@ -28,7 +28,14 @@ from buttress.errors import (
 )
 from buttress.runtime.backoff import retry_delay
 from buttress.runtime.breaker import BreakerBoard, CircuitBreaker
-from buttress.runtime.result import Attempt, AttemptClock, AttemptKind, Call, Target
+from buttress.runtime.result import (
+    Attempt,
+    AttemptClock,
+    AttemptKind,
+    AttemptStatus,
+    Call,
+    Target,
+)
 
 T = TypeVar("T")
 
@@ -213,24 +220,19 @@ class Executor:
                 what = "time to first token" if first_byte_timeout else "attempt"
                 raise ProviderTimeout(f"{what} exceeded {timeout:.3f}s",
                                       provider=target.provider, model=target.model) from exc
-        except ProviderError as exc:
-            if acquired and limit is not None:
-                limit.release()
-            breaker.record_failure()
-            attempts.append(clock.finish(self.clock.now(), "error", exc))
-            raise
-        except OutputError as exc:
-            # The provider answered: healthy as far as the breaker is concerned.
-            if acquired and limit is not None:
-                limit.release()
-            breaker.record_success()
-            attempts.append(clock.finish(self.clock.now(), "error", exc))
-            raise
         except BaseException as exc:
             if acquired and limit is not None:
                 limit.release()
-            breaker.record_abandoned()
-            attempts.append(clock.finish(self.clock.now(), "cancelled",
+            if isinstance(exc, ProviderError):
+                breaker.record_failure()
+                status: AttemptStatus = "error"
+            elif isinstance(exc, OutputError):
+                breaker.record_success()  # the provider answered: healthy for the breaker
+                status = "error"
+            else:
+                breaker.record_abandoned()  # cancelled: no verdict either way
+                status = "cancelled"
+            attempts.append(clock.finish(self.clock.now(), status,
                                          exc if isinstance(exc, Exception) else None))
             raise
         release = limit.release if acquired and limit is not None else _noop

@@ -119,9 +119,6 @@ class Runtime:
         if self.cache is not None and call.cache != "bypass" and result.miss is None:
             await self.cache.store(call, result)
 
-    def cost(self, provider: str, model: str, usage: Usage) -> float | None:
-        return self.price(provider, model, usage) if self.price is not None else None
-
     def finish(self, call: Call, won: Won[Any], completion: Completion,
                attempts: list[Attempt], start: float, ttft_s: float | None = None) -> CallResult:
         now = self.clock.now()

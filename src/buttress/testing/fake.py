@@ -91,22 +91,21 @@ class FakeProvider(Provider):
                           model=reply.model or self.model or request.model,
                           logprobs=reply.logprobs)
 
-    async def complete(self, request: CallRequest) -> Completion:
+    async def _reply(self, request: CallRequest) -> Reply:
+        """Record the request, take the next reply, wait its delay, raise its error."""
         self.requests.append(request)
         reply = self._next(request)
         if reply.delay_s:
             await self.clock.sleep(reply.delay_s)
         if reply.error is not None:
             raise _bind(reply.error, self.name, request.model)
-        return self._completion(request, reply)
+        return reply
+
+    async def complete(self, request: CallRequest) -> Completion:
+        return self._completion(request, await self._reply(request))
 
     async def stream(self, request: CallRequest) -> AsyncIterator[StreamChunk]:
-        self.requests.append(request)
-        reply = self._next(request)
-        if reply.delay_s:
-            await self.clock.sleep(reply.delay_s)
-        if reply.error is not None:
-            raise _bind(reply.error, self.name, request.model)
+        reply = await self._reply(request)
         completion = self._completion(request, reply)
         text = reply.text
         pieces = [text[i:i + reply.chunk_size] for i in range(0, len(text), reply.chunk_size)]
