@@ -183,6 +183,7 @@ class AsyncClient:
         self.background = Background(self, jobs, workers=job_workers)
         self._prompts: Any = None
         self._rendered: dict[tuple[str, str | None], Any] = {}
+        self._targets: dict[tuple[str, ...], tuple[Target, ...]] = {}
         self._contracts: dict[tuple[str, Any], OutputContract | None] = {}
         self._routes: dict[str, Routing | None] = {}
 
@@ -345,6 +346,18 @@ class AsyncClient:
     # -- building calls ------------------------------------------------------------------------
 
     def targets(self, aliases: Sequence[str]) -> tuple[Target, ...]:
+        """The chain of targets ``aliases`` name (aliases or ``provider/model``), cached:
+        chains repeat on every call, and a gateway's are client-chosen, so the cache is
+        bounded."""
+        key = tuple(aliases)
+        cached = self._targets.get(key)
+        if cached is None:
+            cached = self._resolve_targets(key)
+            if len(self._targets) < 1024:
+                self._targets[key] = cached
+        return cached
+
+    def _resolve_targets(self, aliases: Sequence[str]) -> tuple[Target, ...]:
         out = []
         for alias in aliases:
             model = self.config.models.get(alias)
@@ -479,7 +492,8 @@ class AsyncClient:
 
     def prepare_model(self, model: str, messages: Sequence[Message], *,
                       tools: Sequence[Tool] = (), response_format: ResponseFormat | None = None,
-                      tags: Sequence[str] = (), parent_id: str | None = None,
+                      tags: Sequence[str] = (), user_id: str | None = None,
+                      session_id: str | None = None, parent_id: str | None = None,
                       key_id: str | None = None, policy: Mapping[str, Any] | None = None,
                       cache: CacheMode = "bypass", output: OutputArg | None = None,
                       **params: Any) -> Call:
@@ -492,7 +506,8 @@ class AsyncClient:
         request = _request(tuple(messages), merged)
         return self._call(request, self.targets([model]),
                           self.config.policy.merged(dict(policy or {})), tags=tuple(tags),
-                          parent_id=parent_id, key_id=key_id, cache=cache,
+                          user_id=user_id, session_id=session_id, parent_id=parent_id,
+                          key_id=key_id, cache=cache,
                           output=None if output is None else OutputContract.of(output))
 
     def _call(self, request: CallRequest, targets: tuple[Target, ...], policy: Policy,

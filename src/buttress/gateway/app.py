@@ -103,7 +103,6 @@ class Gateway:
         self.owns_client = owns_client
         self._fingerprint: tuple[Any, ...] | None = None
         self._last_reload = float("-inf")
-        self._targets: dict[str, tuple[Target, ...]] = {}
         self._models = self._model_list()
         if key_budgets is not None:
             key_budgets.update(self.keys.keys())
@@ -188,26 +187,19 @@ class Gateway:
             raise GatewayRefusal("'vars' applies only to features", status=400,
                                  kind="invalid_vars", type="invalid_request_error",
                                  param="vars")
-        targets = self._targets.get(req.model)
-        if targets is None:
-            try:
-                targets = self.client.targets([req.model])
-            except UsageError:
-                raise GatewayRefusal(
-                    f"the model {req.model!r} does not exist: not a configured feature, model "
-                    "alias or provider/model", status=404, kind="model_not_found",
-                    type="invalid_request_error", param="model") from None
-            if len(self._targets) < 1024:  # provider/model names are client-chosen: bounded
-                self._targets[req.model] = targets
+        try:
+            call = self.client.prepare_model(
+                req.model, req.messages, tags=meta.tags, user_id=meta.user or req.user,
+                session_id=meta.session, key_id=key.key_id if key else None,
+                cache=meta.cache or "bypass", **req.params)
+        except UsageError:
+            raise GatewayRefusal(
+                f"the model {req.model!r} does not exist: not a configured feature, model "
+                "alias or provider/model", status=404, kind="model_not_found",
+                type="invalid_request_error", param="model") from None
         if key is not None and not key.allows_model(req.model):
             raise _forbidden(f"model {req.model!r}", key)
-        request = CallRequest(model="", messages=req.messages, **req.params)
-        call_id = new_id()
-        return Call(
-            request=request, targets=targets, policy=config.policy, call_id=call_id,
-            trace_id=call_id, environment=config.environment, tags=meta.tags,
-            user_id=meta.user or req.user, session_id=meta.session,
-            key_id=key.key_id if key else None, cache=meta.cache or "bypass")
+        return call
 
     async def record_refusal(self, req: ChatRequest, meta: _Meta, exc: BaseException,
                              call: Call | None = None) -> None:
