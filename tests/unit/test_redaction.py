@@ -185,3 +185,36 @@ def test_attempt_errors_and_feedback_comments_are_scrubbed() -> None:
 def test_unknown_mode_is_a_config_error_naming_the_feature() -> None:
     with pytest.raises(ConfigError, match="triage: unknown redaction mode 'shred'"):
         Redactor(features={"triage": "shred"})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("text", [
+    "AUTHORIZATION: BEARER abc.def-ghi_jkl",  # triggers are matched whatever the case
+    "Mail Ada.Lovelace@Example.ORG today",
+    "call 415 555 0100",
+])
+def test_the_trigger_gate_never_hides_a_match(text: str) -> None:
+    # The one-regex gate must pass every text a detector would match, in any case.
+    redactor = Redactor()
+    assert "[REDACTED:" in redactor.scrub(text)
+    ungated = Redactor()
+    ungated._gate_all = None  # every detector looks at every text, as before the gate
+    assert redactor.scrub(text) == ungated.scrub(text)
+
+
+def test_text_without_triggers_still_meets_literal_secrets() -> None:
+    # A literal secret has no trigger: it is searched for even when the gate finds nothing.
+    redactor = Redactor(secrets=["zzqq-plain-value"])
+    assert redactor.scrub("the value zzqq-plain-value leaked") == \
+        "the value [REDACTED:secret] leaked"
+
+
+def test_trusted_records_equal_validated_ones() -> None:
+    fields = {"call_id": "c1", "created_at": 1.0, "provider": "p", "tags": ("a",),
+              "request": {"model": "m"}, "latency_ms": 3.5}
+    trusted = CallRecord.trusted(fields)
+    assert trusted == CallRecord.model_validate(fields)
+    assert trusted.model_dump() == CallRecord.model_validate(fields).model_dump()
+    assert trusted.evolve({"output_text": "x"}).output_text == "x"
+    assert trusted.output_text is None  # evolve copies
+    with pytest.raises(ValueError, match="not_a_field"):
+        CallRecord.trusted({**fields, "not_a_field": 1})

@@ -1,6 +1,6 @@
 """The call hook that turns every call's outcome into ledger records and queues them.
 
-It runs on the call path, so it builds records without validation (``model_construct``: the
+It runs on the call path, so it builds records without validation (``Record.trusted``: the
 values come from typed runtime objects) and hands them to the writer's queue; redaction and all
 I/O happen on the writer thread.
 """
@@ -91,7 +91,7 @@ class LedgerHook:
                 prompt_tokens=0, completion_tokens=0, cached_tokens=0, reasoning_tokens=0,
                 cost_usd=self._cost(outcome.attempts),
             )
-        record = CallRecord.model_construct(**fields)
+        record = CallRecord.trusted(fields)
         attempts = tuple(self._attempt(call.call_id, a) for a in outcome.attempts)
         return record, attempts
 
@@ -100,15 +100,15 @@ class LedgerHook:
         cost = None
         if self.price is not None and u.total_tokens:
             cost = self.price(a.provider, a.model_served or a.model, u)
-        return AttemptRecord.model_construct(
-            attempt_id=f"{call_id}:{a.index}", call_id=call_id,
-            index=a.index, kind=a.kind, provider=a.provider, model_requested=a.model,
-            model_served=a.model_served, status=a.status, error_kind=a.error_kind,
-            error_message=a.error, latency_ms=a.latency_s * 1000,
-            ttft_ms=a.ttft_s * 1000 if a.ttft_s is not None else None,
-            prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
-            cached_tokens=u.cached_tokens, reasoning_tokens=u.reasoning_tokens,
-            cost_usd=cost, started_at=a.started_at)
+        return AttemptRecord.trusted({
+            "attempt_id": f"{call_id}:{a.index}", "call_id": call_id,
+            "index": a.index, "kind": a.kind, "provider": a.provider, "model_requested": a.model,
+            "model_served": a.model_served, "status": a.status, "error_kind": a.error_kind,
+            "error_message": a.error, "latency_ms": a.latency_s * 1000,
+            "ttft_ms": a.ttft_s * 1000 if a.ttft_s is not None else None,
+            "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            "cached_tokens": u.cached_tokens, "reasoning_tokens": u.reasoning_tokens,
+            "cost_usd": cost, "started_at": a.started_at})
 
     def _cost(self, attempts: tuple[Attempt, ...]) -> float | None:
         if self.price is None:

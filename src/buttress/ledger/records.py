@@ -7,7 +7,7 @@ reader can tell which shape a row was written with.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -24,6 +24,48 @@ FEEDBACK_SIGNALS: tuple[str, ...] = ("accepted", "edited", "retried", "rejected"
 
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def trusted(cls, fields: dict[str, Any]) -> Self:
+        """A record from values the runtime has already typed, without validating them again.
+
+        The writer builds two records per call; this takes about 1 µs where ``model_construct``
+        takes 11 (it fills defaults field by field in Python) and ``model_validate`` 6. Missing
+        fields take their defaults; a name that is not a field is refused as by validation.
+        """
+        data = {**_defaults(cls), **fields}
+        if len(data) != _DEFAULTS[cls][2]:  # an unknown name: let validation say which
+            return cls.model_validate(fields)
+        record = cls.__new__(cls)
+        object.__setattr__(record, "__dict__", data)
+        object.__setattr__(record, "__pydantic_fields_set__", set(fields))
+        object.__setattr__(record, "__pydantic_extra__", None)
+        object.__setattr__(record, "__pydantic_private__", None)
+        return record
+
+    def evolve(self, update: dict[str, Any]) -> Self:
+        """A copy with ``update`` applied (trusted values, as for ``trusted``)."""
+        return self.trusted({**self.__dict__, **update})
+
+
+_DEFAULTS: dict[type[BaseModel], tuple[dict[str, Any], tuple[tuple[str, Any], ...], int]] = {}
+
+
+def _defaults(cls: type[BaseModel]) -> dict[str, Any]:
+    """The defaults of ``cls``'s fields (default factories are called each time)."""
+    known = _DEFAULTS.get(cls)
+    if known is None:
+        fields = cls.model_fields
+        known = _DEFAULTS[cls] = (
+            {n: f.default for n, f in fields.items()
+             if not f.is_required() and f.default_factory is None},
+            tuple((n, f.default_factory) for n, f in fields.items()
+                  if f.default_factory is not None),
+            len(fields))
+    plain, factories, _ = known
+    if not factories:
+        return plain
+    return {**plain, **{n: factory() for n, factory in factories}}
 
 
 class Validation(Record):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -38,6 +39,20 @@ _Text = Callable[[str], str | None]
 
 def _sha256(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _gate(gated: Sequence[tuple[Detector, Sequence[str]]]) -> re.Pattern[str] | None:
+    """One regex matching (in lowercased text) any trigger of any gated detector; None when
+    some detector runs on every text anyway."""
+    words: set[str] = set()
+    for _, triggers in gated:
+        words.update(triggers)
+    if not words:
+        return None
+    parts = sorted(re.escape(w) for w in words if w is not DIGITS)
+    if DIGITS in words:
+        parts.append(DIGIT_RUN.pattern)
+    return re.compile("|".join(parts))
 
 
 def _walk(value: Any, fn: _Text) -> Any:
@@ -76,6 +91,8 @@ class Redactor:
                                      *(pii_detectors() if detectors is None else detectors)]
         self._gated_secret = [(d, getattr(d, "triggers", ()) or ()) for d in self._secret]
         self._gated_all = [(d, getattr(d, "triggers", ()) or ()) for d in self._all]
+        self._gate_secret = _gate(self._gated_secret)
+        self._gate_all = _gate(self._gated_all)
 
     def mode_for(self, feature: str) -> Mode:
         return self.features.get(feature, self.default)
@@ -85,10 +102,17 @@ class Redactor:
     def scrub(self, text: str, *, personal: bool = True) -> str:
         """``text`` with secret spans (and personal data when ``personal``) replaced by
         ``[REDACTED:<label>]``."""
+        gated, gate = ((self._gated_all, self._gate_all) if personal else
+                       (self._gated_secret, self._gate_secret))
         spans: list[tuple[int, int, str]] = []
         low: str | None = None
         digits: bool | None = None
-        for detector, triggers in (self._gated_all if personal else self._gated_secret):
+        if gate is not None:
+            # Most text holds no trigger at all: one search then rules out every gated detector.
+            low = text.lower()
+            if gate.search(low) is None:
+                gated = [(d, t) for d, t in gated if not t]
+        for detector, triggers in gated:
             if triggers:  # run the detector only on text holding one of its triggers
                 if low is None:
                     low = text.lower()
@@ -149,19 +173,19 @@ class Redactor:
             update["validation"] = Validation(
                 outcome=record.validation.outcome,
                 reasons=tuple(meta(r) or "" for r in record.validation.reasons))
-        return record.model_copy(update=update)
+        return record.evolve(update)
 
     def attempt(self, record: AttemptRecord, feature: str = "") -> AttemptRecord:
         if record.error_message is None:
             return record
         message = self._meta_fn(self.mode_for(feature))(record.error_message)
-        return record.model_copy(update={"error_message": message})
+        return record.evolve({"error_message": message})
 
     def feedback(self, record: FeedbackRecord) -> FeedbackRecord:
         if record.comment is None:
             return record
         comment = self._content_fn(self.default)(record.comment)
-        return record.model_copy(update={"comment": comment})
+        return record.evolve({"comment": comment})
 
     def _request(self, request: dict[str, Any], content: _Text, meta: _Text) -> dict[str, Any]:
         out: dict[str, Any] = {}
