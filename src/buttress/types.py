@@ -90,6 +90,8 @@ class CallRequest(Value):
     extra: dict[str, Any] = Field(default_factory=dict)
 
     def with_model(self, model: str) -> CallRequest:
+        if model == self.model:
+            return self
         return self.model_copy(update={"model": model})
 
 

@@ -120,6 +120,20 @@ async def test_metrics_count_calls_attempts_and_queue(tmp_path: Path) -> None:
     total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                 if line.startswith("buttress_calls_total{"))
     assert total == 20
+    # the histogram is cumulative, ends at +Inf with every call, and its count matches
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    buckets = [s for s in families["buttress_call_latency_seconds"].samples
+               if s.name.endswith("_bucket")]
+    counts = [s.value for s in buckets]
+    assert counts == sorted(counts)
+    assert buckets[-1].labels["le"] == "+Inf"
+    assert counts[-1] == 20
+    tokens = {s.labels["type"]: s.value for s in families["buttress_tokens"].samples
+              if s.name == "buttress_tokens_total"}
+    assert tokens["prompt"] > 0
+    assert tokens["completion"] > 0
 
 
 def committed_prompt_project(root: Path) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
@@ -14,6 +14,8 @@ from buttress.runtime.policy import Policy
 from buttress.runtime.routing import Routing
 from buttress.runtime.structured import OutputContract
 from buttress.types import CallRequest, Completion, FinishReason, ToolCall, Usage, Value
+
+NO_USAGE = Usage()
 
 AttemptKind = Literal["primary", "retry", "fallback", "hedge", "cache", "repair", "sample"]
 CacheMode = Literal["use", "bypass", "refresh"]
@@ -87,7 +89,7 @@ class AttemptClock:
     started_at: float  # wall clock
     started: float  # monotonic
     ttft_s: float | None = None
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = NO_USAGE  # immutable, so one shared instance will do
     model_served: str | None = None
     next_index: Callable[[], int] | None = None  # the executor's counter, for repairs
 
@@ -99,7 +101,7 @@ class AttemptClock:
         if self.next_index is not None:
             self.index = self.next_index()
         self.kind, self.started_at, self.started = kind, wall, now
-        self.ttft_s, self.usage = None, Usage()
+        self.ttft_s, self.usage = None, NO_USAGE
         return done
 
     def finish(self, now: float, status: AttemptStatus,
@@ -174,7 +176,10 @@ class CallResult(Value):
     @property
     def total_usage(self) -> Usage:
         """Tokens across every attempt, the ones that failed or lost a hedge included."""
+        attempts = self.attempts
+        if len(attempts) == 1:  # the usual case: nothing to add up
+            return attempts[0].usage
         total = Usage()
-        for attempt in self.attempts:
+        for attempt in attempts:
             total = total + attempt.usage
         return total
