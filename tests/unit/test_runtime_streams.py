@@ -157,6 +157,41 @@ async def test_stream_deadline_mid_stream_interrupts() -> None:
     assert "deadline" in str(info.value)
 
 
+async def test_stream_deadline_passing_while_the_consumer_is_busy_interrupts() -> None:
+    # The deadline passes between two reads: the next read ends the stream, without waiting.
+    a = FakeProvider(name="a", script=[Reply(text="abcdefgh", chunk_size=1)])
+    recorder = Recorder()
+    runtime = Runtime({"a": a}, hooks=[recorder])
+    seen: list[str] = []
+
+    async def slow_consumer() -> None:
+        async with runtime.stream(make_call("a", deadline_s=0.05)) as stream:
+            async for chunk in stream:
+                seen.append(chunk.text)
+                await asyncio.sleep(0.08)  # the consumer, not the provider, is slow
+
+    with pytest.raises(StreamInterrupted) as info:
+        await slow_consumer()
+    assert seen == ["a"]
+    assert "deadline" in str(info.value)
+    assert info.value.partial_text == "a"
+    assert [o.status for o in recorder.outcomes] == ["error"]
+
+
+async def test_an_outside_cancellation_mid_stream_stays_a_cancellation() -> None:
+    # Only the stream's own deadline becomes StreamInterrupted; cancelling the consuming task is
+    # a cancellation, recorded as such, however close to the deadline it comes.
+    a = FakeProvider(name="a", script=[Reply(text="abcdefgh", chunk_size=1, chunk_delay_s=0.05)])
+    recorder = Recorder()
+    runtime = Runtime({"a": a}, hooks=[recorder])
+    task = asyncio.ensure_future(collect(runtime, make_call("a", deadline_s=5.0)))
+    await asyncio.sleep(0.12)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [o.status for o in recorder.outcomes] == ["cancelled"]
+
+
 class DictCache:
     """The smallest cache: by the last user message."""
 

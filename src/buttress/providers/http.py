@@ -305,45 +305,53 @@ class SSEEvent:
         self.data = data
 
 
-async def _lines(body: ByteStream) -> AsyncIterator[str]:
-    """Lines of a UTF-8 body, split on LF, CRLF or CR as the SSE grammar allows."""
-    chunks = body.aiter_bytes() if isinstance(body, httpx.Response) else body
-    pending = b""
-    async for chunk in chunks:
-        pending += chunk
-        # a trailing CR may be the first half of a CRLF: keep it until the next chunk
-        held = b"\r" if pending.endswith(b"\r") else b""
-        text = pending[:-1] if held else pending
-        *lines, rest = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-        pending = rest + held
-        for line in lines:
-            yield line.decode("utf-8", "replace")
-    if pending.rstrip(b"\r"):
-        yield pending.rstrip(b"\r").decode("utf-8", "replace")
-
-
 async def iter_sse(response: ByteStream, *, provider: str,
                    model: str) -> AsyncGenerator[SSEEvent, None]:
-    """Server-sent events from a streamed response (text/event-stream framing)."""
+    """Server-sent events from a streamed response (text/event-stream framing).
+
+    Lines end in LF, CRLF or CR, as the SSE grammar allows, and may be split across reads.
+    Splitting lines here, rather than in a generator of lines below this one, saves a generator
+    hand-off per line: this runs for every chunk of every stream.
+    """
+    chunks = response.aiter_bytes() if isinstance(response, httpx.Response) else response
     event = ""
     data: list[str] = []
+    pending = b""
     try:
-        async for line in _lines(response):
-            if not line:
-                if data:
-                    yield SSEEvent(event or "message", "\n".join(data))
-                event, data = "", []
-                continue
-            if line.startswith(":"):
-                continue
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "data":
-                data.append(value)
-            elif field == "event":
-                event = value
+        async for chunk in chunks:
+            pending += chunk
+            if b"\r" in pending:
+                # a trailing CR may be the first half of a CRLF: keep it until the next chunk
+                held = b"\r" if pending.endswith(b"\r") else b""
+                text = pending[:-1] if held else pending
+                *lines, rest = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+                pending = rest + held
+            else:
+                *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                if not raw:
+                    if data:
+                        yield SSEEvent(event or "message", "\n".join(data))
+                    event, data = "", []
+                    continue
+                line = raw.decode("utf-8", "replace")
+                if line.startswith(":"):
+                    continue
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if name == "data":
+                    data.append(value)
+                elif name == "event":
+                    event = value
     except httpx.HTTPError as exc:
         raise transport_error(exc, provider=provider, model=model) from exc
+    tail = pending.rstrip(b"\r")
+    if tail:  # a last line without its newline
+        name, _, value = tail.decode("utf-8", "replace").partition(":")
+        if name == "data":
+            data.append(value.removeprefix(" "))
+        elif name == "event":
+            event = value.removeprefix(" ")
     if data:
         yield SSEEvent(event or "message", "\n".join(data))
 

@@ -150,8 +150,10 @@ class CallStream:
         target = won.clock.target
         assembler = StreamAssembler()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(0.0, call.policy.deadline_s -
-                                     (runtime.clock.now() - self._start))
+        watchdog = _Watchdog()
+        timer = loop.call_at(loop.time() + max(0.0, call.policy.deadline_s -
+                                               (runtime.clock.now() - self._start)),
+                             watchdog.fire)
         try:
             for chunk in won.value.head:
                 assembler.add(chunk)
@@ -159,8 +161,7 @@ class CallStream:
             chunks = won.value.chunks
             while True:
                 try:
-                    async with asyncio.timeout_at(deadline):
-                        chunk = await anext(chunks)
+                    chunk = await watchdog.read(chunks)
                 except StopAsyncIteration:
                     break
                 assembler.add(chunk)
@@ -174,6 +175,8 @@ class CallStream:
             # the consumer left early (break, cancellation): not an error of the provider
             await self._abandon(assembler)
             raise
+        finally:
+            timer.cancel()
         won.clock.usage = completion.usage
         won.clock.model_served = completion.model or target.model
         await won.value.aclose()
@@ -219,6 +222,44 @@ class CallStream:
         """Stop the stream if it is still open (safe to call more than once)."""
         if not self._finished:
             await self._abandon(StreamAssembler())
+
+
+class _Watchdog:
+    """The call's deadline over a whole stream: one timer, not one per chunk.
+
+    ``asyncio.timeout_at`` around each read would arm and cancel a timer per chunk. Instead the
+    timer fires once, at the deadline: if a read is waiting then, it cancels the reading task
+    (and the read raises ``TimeoutError``, as under ``asyncio.timeout``); if the consumer is busy
+    between chunks, the next read raises ``TimeoutError`` without waiting.
+    """
+
+    __slots__ = ("expired", "task")
+
+    def __init__(self) -> None:
+        self.expired = False
+        self.task: asyncio.Task[object] | None = None  # the task waiting in ``read``, if any
+
+    def fire(self) -> None:
+        self.expired = True
+        if self.task is not None:
+            self.task.cancel()
+
+    async def read(self, chunks: AsyncIterator[StreamChunk]) -> StreamChunk:
+        if self.expired:
+            raise TimeoutError
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        self.task = task
+        try:
+            return await anext(chunks)
+        except asyncio.CancelledError:
+            # our cancellation (and no one else's): the deadline passed during the read
+            if self.expired and task.uncancel() <= cancelling:
+                raise TimeoutError from None
+            raise
+        finally:
+            self.task = None
 
 
 def _interrupted(exc: BaseException, partial: str, target: Target) -> StreamInterrupted:
