@@ -92,13 +92,18 @@ class LedgerHook:
                 cost_usd=self._cost(outcome.attempts),
             )
         record = CallRecord.trusted(fields)
-        attempts = tuple(self._attempt(call.call_id, a) for a in outcome.attempts)
+        if result is not None and len(outcome.attempts) == 1 and \
+                outcome.attempts[0].usage.total_tokens:
+            # the call's cost is its one attempt's: already priced by the runtime
+            attempts: tuple[AttemptRecord, ...] = (
+                self._attempt(call.call_id, outcome.attempts[0], result.cost_usd),)
+        else:
+            attempts = tuple(self._attempt(call.call_id, a) for a in outcome.attempts)
         return record, attempts
 
-    def _attempt(self, call_id: str, a: Attempt) -> AttemptRecord:
+    def _attempt(self, call_id: str, a: Attempt, cost: float | None = None) -> AttemptRecord:
         u = a.usage
-        cost = None
-        if self.price is not None and u.total_tokens:
+        if cost is None and self.price is not None and u.total_tokens:
             cost = self.price(a.provider, a.model_served or a.model, u)
         return AttemptRecord.trusted({
             "attempt_id": f"{call_id}:{a.index}", "call_id": call_id,

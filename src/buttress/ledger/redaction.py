@@ -93,6 +93,9 @@ class Redactor:
         self._gated_all = [(d, getattr(d, "triggers", ()) or ()) for d in self._all]
         self._gate_secret = _gate(self._gated_secret)
         self._gate_all = _gate(self._gated_all)
+        # what still runs on text that holds no trigger at all
+        self._ungated_secret = [(d, t) for d, t in self._gated_secret if not t]
+        self._ungated_all = [(d, t) for d, t in self._gated_all if not t]
 
     def mode_for(self, feature: str) -> Mode:
         return self.features.get(feature, self.default)
@@ -111,7 +114,7 @@ class Redactor:
             # Most text holds no trigger at all: one search then rules out every gated detector.
             low = text.lower()
             if gate.search(low) is None:
-                gated = [(d, t) for d, t in gated if not t]
+                gated = self._ungated_all if personal else self._ungated_secret
         for detector, triggers in gated:
             if triggers:  # run the detector only on text holding one of its triggers
                 if low is None:
@@ -200,7 +203,9 @@ class Redactor:
     def _message(message: Any, content: _Text, meta: _Text) -> Any:
         if not isinstance(message, dict):
             return _walk(message, content)
-        return {k: _walk(v, content if k in ("content", "tool_calls") else meta)
+        # the role is one of a few fixed words: nothing to scrub
+        return {k: v if k == "role" and isinstance(v, str) else
+                _walk(v, content if k in ("content", "tool_calls") else meta)
                 for k, v in message.items()}
 
     @staticmethod
