@@ -10,7 +10,9 @@
 #
 # Env: BENCH_DIR (/tmp/bench; `setup.sh` makes its harness-venv), BUTTRESS_PY (python with
 # buttress and its gateway extra; default: the first of .venv-test, .venv, python3), PORT (8080),
-# OUT (results file), RATES, DURATION, STEPS.
+# OUT (results file), RATES, DURATION, STEPS. FLOOR_ASGI=1 then also measures `asgi-floor`
+# (bench/asgi_floor.py): a canned answer from a bare ASGI app under the same uvicorn settings,
+# i.e. the HTTP server's own share of the gateway's CPU a request.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 H=$(cd "$ROOT/../shared/bench/gateway" && pwd)
@@ -87,6 +89,19 @@ else
   bench "${T[@]}" fixed   --rates "${RATES:-200}" --reps 1 --duration "${DURATION:-10}"
   bench "${T[@]}" maxrate --steps "${STEPS:-500,1000,1500,2000,3000}" --reps 1 --duration "${DURATION:-10}"
   bench "${D[@]}" fixed   --rates "${RATES:-200}" --reps 1 --duration "${DURATION:-10}"
+fi
+if [ "${FLOOR_ASGI:-0}" = 1 ]; then
+  kill -INT "$GW_PID" 2>/dev/null; wait "$GW_PID" 2>/dev/null || true; GW_PID=""
+  PYTHONPATH="$ROOT/src" taskset -c 1 "$BUTTRESS_PY" "$ROOT/bench/asgi_floor.py" --port 8190 \
+    > "$BENCH_DIR/asgi-floor.log" 2>&1 &
+  GW_PID=$!
+  for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:8190/ && break; sleep 0.1; done
+  F=(--url http://127.0.0.1:8190/v1/chat/completions --name asgi-floor --model mock-gpt
+     --pid "$GW_PID")
+  bench "${F[@]}" fixed  --rates "${FIXED_RATES:-50,200,500}" --reps "${REPS:-1}" \
+    --duration "${DURATION:-10}"
+  bench "${F[@]}" stream --rates "${STREAM_RATES:-20,50}" --reps "${REPS:-1}" \
+    --duration "${DURATION:-10}"
 fi
 bench report > "$OUT.md"
 echo "results: $OUT and $OUT.md"
