@@ -190,3 +190,18 @@ async def test_plain_httpx_requests_work_through_the_pool(serve) -> None:  # typ
             assert response.json() == {"x": 1}
     assert server.connections == 1
     assert server.requests[0].startswith(b"GET /models?a=1 HTTP/1.1\r\n")
+
+
+async def test_sse_events_one_per_read_and_otherwise() -> None:
+    # The usual read holds exactly one one-line event (the fast path); everything else takes
+    # the general path, and both agree on what the events are.
+    reads = [b"event: delta\n", b'data: {"x":1}\n\n', b"data: two\n\n", b"data: a\ndata: b\n\n",
+             "data: é\n\n".encode(), b": a comment\n\n", b"data: [DONE]\n\n"]
+
+    async def body() -> AsyncIterator[bytes]:
+        for read in reads:
+            yield read
+
+    events = [(e.event, e.data) async for e in iter_sse(body(), provider="p", model="m")]
+    assert events == [("delta", '{"x":1}'), ("message", "two"), ("message", "a\nb"),
+                      ("message", "é"), ("message", "[DONE]")]

@@ -319,6 +319,12 @@ async def iter_sse(response: ByteStream, *, provider: str,
     pending = b""
     try:
         async for chunk in chunks:
+            if not pending and not data and chunk.startswith(b"data: ") and \
+                    chunk.endswith(b"\n\n") and chunk.count(b"\n") == 2 and b"\r" not in chunk:
+                # the usual read: exactly one event of one data line
+                yield SSEEvent(event or "message", chunk[6:-2].decode("utf-8", "replace"))
+                event = ""
+                continue
             pending += chunk
             if b"\r" in pending:
                 # a trailing CR may be the first half of a CRLF: keep it until the next chunk

@@ -150,7 +150,7 @@ class CallStream:
         target = won.clock.target
         assembler = StreamAssembler()
         loop = asyncio.get_running_loop()
-        watchdog = _Watchdog()
+        watchdog = _Watchdog(loop)
         timer = loop.call_at(loop.time() + max(0.0, call.policy.deadline_s -
                                                (runtime.clock.now() - self._start)),
                              watchdog.fire)
@@ -233,10 +233,11 @@ class _Watchdog:
     between chunks, the next read raises ``TimeoutError`` without waiting.
     """
 
-    __slots__ = ("expired", "task")
+    __slots__ = ("expired", "loop", "task")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.expired = False
+        self.loop = loop
         self.task: asyncio.Task[object] | None = None  # the task waiting in ``read``, if any
 
     def fire(self) -> None:
@@ -247,7 +248,7 @@ class _Watchdog:
     async def read(self, chunks: AsyncIterator[StreamChunk]) -> StreamChunk:
         if self.expired:
             raise TimeoutError
-        task = asyncio.current_task()
+        task = asyncio.current_task(self.loop)  # given the loop, it need not look it up
         assert task is not None
         cancelling = task.cancelling()
         self.task = task
