@@ -218,3 +218,6 @@ def test_trusted_records_equal_validated_ones() -> None:
     assert trusted.output_text is None  # evolve copies
     with pytest.raises(ValueError, match="not_a_field"):
         CallRecord.trusted({**fields, "not_a_field": 1})
+    # an unknown name cannot stand in for a missing required one
+    with pytest.raises(ValueError, match="call_id"):
+        CallRecord.trusted({k: v for k, v in {**fields, "bogus": 1}.items() if k != "call_id"})
