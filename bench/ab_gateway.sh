@@ -30,26 +30,7 @@ for side in A B; do
   if [ "$rev" = WORKTREE ]; then cp -r "$ROOT/src" "$WORK/$side/src"
   else git -C "$ROOT" archive "$rev" src | tar -x -C "$WORK/$side"; fi
 done
-cat > "$WORK/buttress.toml" <<TOML
-[providers.mock]
-type = "openai"
-base_url = "http://127.0.0.1:9000/v1"
-api_key_env = "BENCH_UPSTREAM_KEY"
-max_concurrency = 4096
-
-[models.mock-gpt]
-provider = "mock"
-model = "mock-gpt"
-
-[policy]
-deadline_s = 30.0
-attempt_timeout_s = 10.0
-max_retries = 1
-
-[ledger]
-url = "sqlite:///ledger.db"
-TOML
-export BENCH_UPSTREAM_KEY=sk-mock-upstream
+. "$ROOT/bench/gateway_project.sh"
 GW_PID=""
 cleanup() {
   [ -n "$GW_PID" ] && kill -INT "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null || true
@@ -68,11 +49,8 @@ printf "%-5s %-12s %10s  %s\n" side revision "CPU/req" "load generator"
 for round in $(seq 1 "$ROUNDS"); do
   for side in A B; do
     rev=$A; [ "$side" = B ] && rev=$B
-    project="$WORK/p-$side-$round"; mkdir -p "$project"; cp "$WORK/buttress.toml" "$project/"
-    bt() { PYTHONPATH="$WORK/$side/src" "$BUTTRESS_PY" -c \
-      'from buttress.cli.main import main; main()' -C "$project" "$@"; }
-    secret=$(bt keys create --name ab --rpm 10000000 --tpm 1000000000 \
-      --budget-daily 1000000 | tail -1)
+    project="$WORK/p-$side-$round"; mkdir -p "$project"
+    secret=$(bench_project "$project" "$WORK/$side/src" ab)
     PYTHONPATH="$WORK/$side/src" taskset -c 1 "$BUTTRESS_PY" -c \
       'from buttress.cli.main import main; main()' -C "$project" serve --port 8080 \
       > "$project/serve.log" 2>&1 &

@@ -29,29 +29,8 @@ PORT=${PORT:-8080}
 OUT=${OUT:-$BENCH_DIR/results/buttress-$(date +%Y%m%d-%H%M%S).jsonl}
 mkdir -p "$(dirname "$OUT")"
 PROJECT=$(mktemp -d "$BENCH_DIR/buttress-project.XXXXXX")
-buttress() { PYTHONPATH="$ROOT/src" "$BUTTRESS_PY" -c 'from buttress.cli.main import main; main()' -C "$PROJECT" "$@"; }
-
-cat > "$PROJECT/buttress.toml" <<TOML
-[providers.mock]
-type = "openai"
-base_url = "http://127.0.0.1:9000/v1"
-api_key_env = "BENCH_UPSTREAM_KEY"
-max_concurrency = 4096
-
-[models.mock-gpt]
-provider = "mock"
-model = "mock-gpt"
-
-[policy]
-deadline_s = 30.0
-attempt_timeout_s = 10.0
-max_retries = 1
-
-[ledger]
-url = "sqlite:///ledger.db"
-TOML
-export BENCH_UPSTREAM_KEY=sk-mock-upstream
-SECRET=$(buttress keys create --name bench --rpm 10000000 --tpm 1000000000 --budget-daily 1000000 | tail -1)
+. "$ROOT/bench/gateway_project.sh"
+SECRET=$(bench_project "$PROJECT" "$ROOT/src" bench)
 
 GW_PID=""
 cleanup() {

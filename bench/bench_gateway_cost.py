@@ -17,8 +17,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,33 +24,21 @@ from typing import Any
 
 import httpx
 import orjson
+from harness import GATEWAY_TOML, mock_upstream
 
 from buttress.gateway.app import GatewayApp
 from buttress.gateway.keys import open_key_store
 from buttress.gateway.server import build_gateway
 
-HARNESS = Path(__file__).resolve().parents[2] / "shared" / "bench" / "gateway"
 PORT = 9318
-CONFIG = f"""
-[providers.mock]
-type = "openai"
-base_url = "http://127.0.0.1:{PORT}/v1"
-api_key_env = "BENCH_UPSTREAM_KEY"
-max_concurrency = 4096
 
-[models.mock-gpt]
-provider = "mock"
-model = "mock-gpt-2024-01-01"
 
-[policy]
-deadline_s = 30.0
-attempt_timeout_s = 10.0
-max_retries = 1
+def config_text(*, ledger: bool) -> str:
+    """``bench/gateway.toml`` on this benchmark's own mock port, the ledger on or off."""
+    text = GATEWAY_TOML.read_text().replace("127.0.0.1:9000", f"127.0.0.1:{PORT}")
+    return text.replace("[ledger]\n", f"[ledger]\nenabled = {'true' if ledger else 'false'}\n")
 
-[ledger]
-url = "sqlite:///ledger.db"
-enabled = {{enabled}}
-"""
+
 MESSAGES = [{"role": "user", "content": "Say hello in one short sentence."}]
 BODIES = {
     "plain": orjson.dumps({"model": "mock-gpt", "messages": MESSAGES}),
@@ -65,7 +51,7 @@ def project(root: Path, *, ledger: bool) -> tuple[Path, str]:
     """A project directory with one virtual key; returns its config path and the key."""
     root.mkdir(parents=True)
     config = root / "buttress.toml"
-    config.write_text(CONFIG.replace("{enabled}", "true" if ledger else "false"))
+    config.write_text(config_text(ledger=ledger))
     store = open_key_store("sqlite:///ledger.db", base_dir=root)
     try:
         _key, secret = store.create("bench", rpm=10_000_000, tpm=1_000_000_000,
@@ -161,13 +147,7 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    mock = subprocess.Popen(
-        ["taskset", "-c", "0", sys.executable, str(HARNESS / "mock_upstream.py"), "--port",
-         str(PORT), "--delay-ms", "50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        os.sched_setaffinity(0, {1})
+    with mock_upstream(PORT, delay_ms=50):
         import uvloop
 
         uvloop.run(main(args.n, args.concurrency, args.rounds))
-    finally:
-        mock.terminate()

@@ -19,16 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import jiter
+from harness import mock_upstream
 
 from buttress.client import AsyncClient
 from buttress.config import parse_config
@@ -37,7 +35,6 @@ from buttress.ledger.writer import LedgerWriter
 from buttress.providers.transport import PooledTransport
 from buttress.types import Message
 
-HARNESS = Path(__file__).resolve().parents[2] / "shared" / "bench" / "gateway"
 PORT = 9317
 CONFIG = f"""
 [providers.mock]
@@ -132,12 +129,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=3000)
     args = parser.parse_args()
-    mock = subprocess.Popen(
-        ["taskset", "-c", "0", sys.executable, str(HARNESS / "mock_upstream.py"), "--port",
-         str(PORT), "--delay-ms", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        os.sched_setaffinity(0, {1})
+    with mock_upstream(PORT, delay_ms=0):
         asyncio.run(main(args.n))
-    finally:
-        mock.terminate()
-        mock.wait()

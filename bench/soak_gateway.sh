@@ -9,32 +9,17 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 H=$(cd "$ROOT/../shared/bench/gateway" && pwd)
 export BENCH_DIR=${BENCH_DIR:-/tmp/bench}
 P=$BENCH_DIR/harness-venv/bin/python
-PY=${BUTTRESS_PY:-$ROOT/.venv-test/bin/python}
+BUTTRESS_PY=${BUTTRESS_PY:-$ROOT/.venv-test/bin/python}
 RATE=${RATE:-500}; ROUNDS=${ROUNDS:-2}; DURATION=${DURATION:-300}; PORT=${PORT:-8080}
 PROJECT=$(mktemp -d "$BENCH_DIR/buttress-soak.XXXXXX")
-buttress() { PYTHONPATH="$ROOT/src" "$PY" -c 'from buttress.cli.main import main; main()' -C "$PROJECT" "$@"; }
-cat > "$PROJECT/buttress.toml" <<TOML
-[providers.mock]
-type = "openai"
-base_url = "http://127.0.0.1:9000/v1"
-api_key_env = "BENCH_UPSTREAM_KEY"
-max_concurrency = 4096
-
-[models.mock-gpt]
-provider = "mock"
-model = "mock-gpt"
-
-[ledger]
-url = "sqlite:///ledger.db"
-TOML
-export BENCH_UPSTREAM_KEY=sk-mock-upstream
-SECRET=$(buttress keys create --name soak --rpm 10000000 --tpm 1000000000 --budget-daily 1000000 | tail -1)
+. "$ROOT/bench/gateway_project.sh"
+SECRET=$(bench_project "$PROJECT" "$ROOT/src" soak)
 (cd "$H" && ./start_stack.sh mock >/dev/null)
 GW_PID=""
 cleanup() { [ -n "$GW_PID" ] && kill -INT "$GW_PID" 2>/dev/null; "$H/stop_stack.sh" mock >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 T0=$(date +%s.%N)
-PYTHONPATH="$ROOT/src" taskset -c 1 "$PY" -c 'from buttress.cli.main import main; main()' \
+PYTHONPATH="$ROOT/src" taskset -c 1 "$BUTTRESS_PY" -c 'from buttress.cli.main import main; main()' \
   -C "$PROJECT" serve --port "$PORT" > "$BENCH_DIR/soak.log" 2>&1 &
 GW_PID=$!
 until curl -sf "http://127.0.0.1:$PORT/health" >/dev/null; do sleep 0.02; done
