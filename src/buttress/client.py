@@ -38,9 +38,9 @@ from buttress.providers.registry import build_providers
 from buttress.runtime.confidence import ConfidenceSpec
 from buttress.runtime.hooks import CallCache, CallHook
 from buttress.runtime.policy import Policy
-from buttress.runtime.result import CacheMode, Call, CallResult, Target
+from buttress.runtime.result import CacheMode, Call, CallResult, PriceFn, Target
 from buttress.runtime.routing import Routing
-from buttress.runtime.runtime import PriceFn, Runtime
+from buttress.runtime.runtime import Runtime
 from buttress.runtime.streaming import CallStream
 from buttress.runtime.structured import OutputContract
 from buttress.types import CallRequest, Message, ResponseFormat, Tool
@@ -77,7 +77,7 @@ def build_runtime(config: Config, providers: Mapping[str, Provider], *,
     metrics = CallMetrics(queue_stats=(lambda: ledger.stats) if ledger is not None else None)
     all_hooks: list[CallHook] = [budgets, *hooks, metrics]
     if ledger is not None:
-        all_hooks.append(LedgerHook(ledger, price=price, clock=clock))
+        all_hooks.append(LedgerHook(ledger, clock=clock))
     runtime = Runtime(providers, concurrency=concurrency, hooks=all_hooks, clock=clock, rng=rng,
                       price=price, cache=cache,
                       contract_support={name: p.contract_support

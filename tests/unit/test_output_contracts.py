@@ -57,6 +57,26 @@ def make_call(*providers: str, contract: OutputContract | None = None, **kw: Any
                 output=contract or OutputContract.of(SCHEMA, name="triage"), **kw)
 
 
+async def test_every_attempt_is_priced_as_it_ends_and_the_call_costs_their_sum() -> None:
+    # The rejected answer used tokens too: it is priced, and counts in the call's cost.
+    priced: list[tuple[str, str, int]] = []
+
+    def price(provider: str, model: str, usage: Any) -> float:
+        priced.append((provider, model, usage.total_tokens))
+        return usage.total_tokens * 0.001
+
+    fake = FakeProvider(name="a", script=[BAD_ENUM, GOOD])
+    runtime = Runtime({"a": fake}, clock=ManualClock(), price=price)
+    result = await runtime.complete(make_call("a"))
+
+    first, repair = result.attempts
+    assert first.usage.total_tokens > 0
+    assert first.cost_usd == pytest.approx(first.usage.total_tokens * 0.001)
+    assert repair.cost_usd == pytest.approx(repair.usage.total_tokens * 0.001)
+    assert result.cost_usd == pytest.approx(first.cost_usd + repair.cost_usd)
+    assert len(priced) == 2  # once per attempt, not again for the call's total
+
+
 async def test_invalid_answer_is_repaired_with_the_errors_fed_back() -> None:
     fake = FakeProvider(name="a", script=[BAD_ENUM, GOOD])
     runtime = Runtime({"a": fake}, clock=ManualClock())

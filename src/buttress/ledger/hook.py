@@ -21,15 +21,12 @@ from buttress.ledger.records import (
 from buttress.ledger.writer import LedgerWriter
 from buttress.runtime.hooks import Outcome
 from buttress.runtime.result import Attempt, Call, CallResult
-from buttress.runtime.runtime import PriceFn
 from buttress.runtime.structured import dump_value
 
 
 class LedgerHook:
-    def __init__(self, writer: LedgerWriter, *, price: PriceFn | None = None,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, writer: LedgerWriter, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.writer = writer
-        self.price = price
         self.clock = clock
 
     async def before(self, call: Call) -> None:
@@ -92,19 +89,10 @@ class LedgerHook:
                 cost_usd=self._cost(outcome.attempts),
             )
         record = CallRecord.trusted(fields)
-        if result is not None and len(outcome.attempts) == 1 and \
-                outcome.attempts[0].usage.total_tokens:
-            # the call's cost is its one attempt's: already priced by the runtime
-            attempts: tuple[AttemptRecord, ...] = (
-                self._attempt(call.call_id, outcome.attempts[0], result.cost_usd),)
-        else:
-            attempts = tuple(self._attempt(call.call_id, a) for a in outcome.attempts)
-        return record, attempts
+        return record, tuple(self._attempt(call.call_id, a) for a in outcome.attempts)
 
-    def _attempt(self, call_id: str, a: Attempt, cost: float | None = None) -> AttemptRecord:
+    def _attempt(self, call_id: str, a: Attempt) -> AttemptRecord:
         u = a.usage
-        if cost is None and self.price is not None and u.total_tokens:
-            cost = self.price(a.provider, a.model_served or a.model, u)
         return AttemptRecord.trusted({
             "attempt_id": f"{call_id}:{a.index}", "call_id": call_id,
             "index": a.index, "kind": a.kind, "provider": a.provider, "model_requested": a.model,
@@ -113,16 +101,12 @@ class LedgerHook:
             "ttft_ms": a.ttft_s * 1000 if a.ttft_s is not None else None,
             "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
             "cached_tokens": u.cached_tokens, "reasoning_tokens": u.reasoning_tokens,
-            "cost_usd": cost, "started_at": a.started_at})
+            "cost_usd": a.cost_usd, "started_at": a.started_at})
 
-    def _cost(self, attempts: tuple[Attempt, ...]) -> float | None:
-        if self.price is None:
-            return None
-        total = 0.0
-        for a in attempts:
-            if a.usage.total_tokens:
-                total += self.price(a.provider, a.model_served or a.model, a.usage) or 0.0
-        return total
+    def _cost(self, attempts: tuple[Attempt, ...]) -> float:
+        """A failed call's spend: what its attempts used, each priced by the runtime as it
+        ended (an unknown price counts as 0)."""
+        return sum(a.cost_usd or 0.0 for a in attempts)
 
 
 def _checked(result: CallResult) -> dict[str, Any]:

@@ -204,7 +204,8 @@ class CheckedCall:
         nothing."""
         rt, contract = self.runtime, self.call.output
         clock = AttemptClock(index=main.next_index() if main.next_index else -1, kind="sample",
-                             target=target, started_at=rt.clock.wall(), started=rt.clock.now())
+                             target=target, started_at=rt.clock.wall(), started=rt.clock.now(),
+                             price=rt.price)
         try:
             completion = await _complete(provider, request, target, clock)
             raw = completion.text or ""

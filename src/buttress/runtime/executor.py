@@ -34,6 +34,7 @@ from buttress.runtime.result import (
     AttemptKind,
     AttemptStatus,
     Call,
+    PriceFn,
     Target,
 )
 
@@ -70,11 +71,12 @@ def _noop() -> None:
 
 class Executor:
     def __init__(self, *, breakers: BreakerBoard, limits: Limits, clock: Clock,
-                 rng: random.Random) -> None:
+                 rng: random.Random, price: PriceFn | None = None) -> None:
         self.breakers = breakers
         self.limits = limits
         self.clock = clock
         self.rng = rng
+        self.price = price  # each attempt is priced as it ends
 
     async def run(self, call: Call, fn: AttemptFn[T], attempts: list[Attempt], *,
                   first_byte_timeout: float | None = None,
@@ -150,7 +152,7 @@ class Executor:
     def _clock_for(self, counter: _Counter, kind: AttemptKind, target: Target) -> AttemptClock:
         return AttemptClock(index=counter.next(), kind=kind, target=target,
                             started_at=self.clock.wall(), started=self.clock.now(),
-                            next_index=counter.next)
+                            next_index=counter.next, price=self.price)
 
     async def _maybe_hedged(self, call: Call, target: Target, kind: AttemptKind,
                             fn: AttemptFn[T], breaker: CircuitBreaker, deadline: float,

@@ -17,6 +17,9 @@ from buttress.types import CallRequest, Completion, FinishReason, ToolCall, Usag
 
 NO_USAGE = Usage()
 
+PriceFn = Callable[[str, str, Usage], float | None]
+"""(provider name, model, usage) -> cost in USD, or None when the price is unknown."""
+
 AttemptKind = Literal["primary", "retry", "fallback", "hedge", "cache", "repair", "sample"]
 CacheMode = Literal["use", "bypass", "refresh"]
 """``use``: read and write the feature's cache; ``bypass``: neither; ``refresh``: write only."""
@@ -77,6 +80,8 @@ class Attempt(Value):
     error: str | None = None
     model_served: str | None = None
     usage: Usage = Usage()
+    #: priced once, when the attempt ended; None when it used no tokens or has no known price
+    cost_usd: float | None = None
 
 
 @dataclass(slots=True)
@@ -92,6 +97,7 @@ class AttemptClock:
     usage: Usage = NO_USAGE  # immutable, so one shared instance will do
     model_served: str | None = None
     next_index: Callable[[], int] | None = None  # the executor's counter, for repairs
+    price: PriceFn | None = None  # the runtime's, to price the attempt as it ends
 
     def restart(self, kind: AttemptKind, wall: float, now: float,
                 error: BaseException | None) -> Attempt:
@@ -106,13 +112,17 @@ class AttemptClock:
 
     def finish(self, now: float, status: AttemptStatus,
                error: BaseException | None = None) -> Attempt:
+        usage, model_served = self.usage, self.model_served
+        cost = None
+        if self.price is not None and usage.total_tokens:
+            cost = self.price(self.target.provider, model_served or self.target.model, usage)
         return Attempt(
             index=self.index, kind=self.kind, provider=self.target.provider,
             model=self.target.model, started_at=self.started_at,
             latency_s=max(0.0, now - self.started), ttft_s=self.ttft_s, status=status,
             error_kind=error_kind(error) if error is not None else None,
             error=str(error) if error is not None else None,
-            model_served=self.model_served, usage=self.usage,
+            model_served=model_served, usage=usage, cost_usd=cost,
         )
 
 

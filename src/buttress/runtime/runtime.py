@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from buttress.clock import SYSTEM_CLOCK, Clock
@@ -13,16 +13,21 @@ from buttress.runtime.breaker import BreakerBoard
 from buttress.runtime.checked import CheckedCall, settle
 from buttress.runtime.executor import Executor, Limits, Won
 from buttress.runtime.hooks import CallCache, CallHook, Outcome, run_after, run_before
-from buttress.runtime.result import Attempt, AttemptClock, Call, CallResult, Target
+from buttress.runtime.result import (
+    Attempt,
+    AttemptClock,
+    Call,
+    CallResult,
+    PriceFn,
+    Target,
+)
 from buttress.runtime.routing import LatencyBook
 from buttress.runtime.structured import StructuredSupport
-from buttress.types import Completion, Usage
+from buttress.types import Completion
 
 if TYPE_CHECKING:
     from buttress.runtime.streaming import CallStream
 
-PriceFn = Callable[[str, str, Usage], float | None]
-"""(provider name, model, usage) -> cost in USD, or None when the price is unknown."""
 
 
 class Runtime:
@@ -44,7 +49,7 @@ class Runtime:
         self.price = price
         self.breakers = BreakerBoard(clock)
         self.executor = Executor(breakers=self.breakers, limits=Limits(concurrency or {}),
-                                 clock=clock, rng=rng or random.Random())
+                                 clock=clock, rng=rng or random.Random(), price=price)
 
     def provider(self, name: str) -> Provider:
         try:
@@ -135,15 +140,16 @@ class Runtime:
         )
 
     def total_cost(self, attempts: Sequence[Attempt]) -> float | None:
+        """What every attempt cost together (each priced as it ended); None when one that
+        used tokens has no known price."""
         if self.price is None:
             return None
         total = 0.0
         for a in attempts:
             if a.usage.total_tokens:
-                cost = self.price(a.provider, a.model_served or a.model, a.usage)
-                if cost is None:
+                if a.cost_usd is None:
                     return None
-                total += cost
+                total += a.cost_usd
         return total
 
     def outcome_failed(self, call: Call, exc: BaseException, attempts: list[Attempt],
