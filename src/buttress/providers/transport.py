@@ -3,9 +3,11 @@
 httpcore's pool rescans every pooled connection (with a socket poll each) on every request and
 every state change, so its cost per request grows with the number of connections: at a few hundred
 requests per second it spent milliseconds of CPU per request in our gateway. This transport keeps
-a LIFO stack of idle connections per origin (O(1) to take and return one), parses responses with
-``httptools`` (llhttp, the parser uvicorn uses) and streams bodies to httpx, which still does
-everything above the wire: URLs, headers, JSON, decoding, ``aiter_lines``.
+a LIFO stack of idle connections per origin (O(1) to take and return one). Each connection is an
+``asyncio.Protocol`` that feeds arriving bytes straight into ``httptools`` (llhttp, the parser
+uvicorn uses), with no stream reader in between: a plain call wakes once for its response and a
+streamed one once per arrival. Bodies stream to httpx, which still does everything above the
+wire: URLs, headers, JSON, decoding, ``aiter_lines``.
 
 What it does not do: HTTP/2, proxies, read/write timeouts (the runtime's attempt timeout cancels
 a stuck call, and a cancelled call's connection is closed, never reused). Connect timeouts are
@@ -26,14 +28,15 @@ import httpx
 
 Origin = tuple[str, str, int]
 
-_READ = 65536
+#: buffered body bytes at which reading pauses until the consumer catches up
+_PAUSE_AT = 256 * 1024
 
 
 class _Response:
     """httptools callbacks for one response; body chunks queue up until they are read."""
 
-    __slots__ = ("body", "complete", "delimited", "headers", "headers_done", "keep_alive",
-                 "parser", "started")
+    __slots__ = ("body", "buffered", "complete", "delimited", "headers", "headers_done",
+                 "keep_alive", "parser", "started")
 
     def __init__(self) -> None:
         self.parser: httptools.HttpResponseParser | None = None
@@ -41,6 +44,7 @@ class _Response:
         self.delimited = False  # a Content-Length or chunked body: it ends by itself
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
+        self.buffered = 0  # bytes in ``body``
         self.started = False
         self.headers_done = False
         self.complete = False
@@ -61,37 +65,107 @@ class _Response:
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
+        self.buffered += len(body)
 
     def on_message_complete(self) -> None:
         self.complete = True
 
 
-class _Connection:
-    __slots__ = ("origin", "reader", "reused", "writer")
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: the socket's bytes go straight into the current response's
+    parser as they arrive (no stream reader in between), and whoever waits on the response
+    is woken once per arrival."""
 
-    def __init__(self, origin: Origin, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+    __slots__ = ("_waiter", "eof", "error", "origin", "parser", "paused", "reused", "state",
+                 "transport")
+
+    def __init__(self, origin: Origin) -> None:
         self.origin = origin
-        self.reader = reader
-        self.writer = writer
+        self.transport: asyncio.Transport | None = None
         self.reused = False
+        self.state: _Response | None = None  # the response being read, if any
+        self.parser: httptools.HttpResponseParser | None = None
+        self.eof = False
+        self.error: Exception | None = None
+        self.paused = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's are no subclass
+
+    def data_received(self, data: bytes) -> None:
+        state, parser = self.state, self.parser
+        if state is None or parser is None or state.complete:
+            # bytes nobody asked for (after a response, or on an idle connection): the
+            # connection's position in the stream is unknown, so it is not reused
+            self.eof = True
+            self.close()
+        elif self.error is None:
+            try:
+                parser.feed_data(data)
+            except httptools.HttpParserError as exc:
+                self.error = httpx.RemoteProtocolError(f"malformed HTTP response: {exc}")
+                self.close()
+            else:
+                if state.buffered > _PAUSE_AT and not self.paused and self.transport:
+                    self.paused = True  # the reader is behind: let TCP push back
+                    self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        if exc is not None and self.error is None:
+            self.error = httpx.ReadError(str(exc) or type(exc).__name__)
+        self._wake()
+
+    # -- used by the transport -------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until more bytes, the end of the stream or an error arrive."""
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        await waiter
+
+    def start(self, payload: bytes) -> _Response:
+        """Send a request; its response is read into the returned state."""
+        state = self.state = _Response()
+        self.parser = state.parser = httptools.HttpResponseParser(state)
+        assert self.transport is not None
+        self.transport.write(payload)
+        return state
 
     def close(self) -> None:
-        self.writer.close()
+        if self.transport is not None:
+            self.transport.close()
 
     @property
     def usable(self) -> bool:
-        return not self.writer.is_closing() and not self.reader.at_eof()
+        return (self.transport is not None and not self.transport.is_closing()
+                and not self.eof and self.error is None)
 
 
 class _Body(httpx.AsyncByteStream):
-    """The rest of a response body, read from the socket as httpx asks for it."""
+    """The rest of a response body, handed to httpx as it arrives."""
 
-    def __init__(self, transport: PooledTransport, conn: _Connection,
-                 parser: httptools.HttpResponseParser, state: _Response) -> None:
+    def __init__(self, transport: PooledTransport, conn: _Connection, state: _Response) -> None:
         self._transport = transport
         self._conn: _Connection | None = conn
-        self._parser = parser
         self._state = state
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -99,7 +173,7 @@ class _Body(httpx.AsyncByteStream):
         try:
             while True:
                 if state.body:
-                    chunks, state.body = state.body, []
+                    chunks, state.body, state.buffered = state.body, [], 0
                     for chunk in chunks:
                         yield chunk
                 if state.complete:
@@ -107,16 +181,14 @@ class _Body(httpx.AsyncByteStream):
                 conn = self._conn
                 if conn is None:
                     raise httpx.StreamClosed()
-                try:
-                    data = await conn.reader.read(_READ)
-                except OSError as exc:
-                    raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
-                if not data:
-                    _feed_eof(self._parser, state)
+                if conn.error is not None:
+                    raise conn.error
+                if conn.eof:
+                    _end_at_eof(state)
                     if not state.complete:
                         raise httpx.RemoteProtocolError("connection closed mid-body")
                     continue
-                _feed(self._parser, data)
+                await conn.wait()
         finally:
             await self.aclose()
 
@@ -139,14 +211,7 @@ class _Body(httpx.AsyncByteStream):
             conn.close()
 
 
-def _feed(parser: httptools.HttpResponseParser, data: bytes) -> None:
-    try:
-        parser.feed_data(data)
-    except httptools.HttpParserError as exc:
-        raise httpx.RemoteProtocolError(f"malformed HTTP response: {exc}") from exc
-
-
-def _feed_eof(parser: httptools.HttpResponseParser, state: _Response) -> None:
+def _end_at_eof(state: _Response) -> None:
     # A body delimited by the connection's end (no length, not chunked) completes at EOF;
     # llhttp has no end-of-input call, so that case is decided here.
     if state.headers_done and not state.complete and not state.delimited:
@@ -173,17 +238,18 @@ class PooledTransport(httpx.AsyncBaseTransport):
     async def _connect(self, origin: Origin, connect_s: float | None) -> _Connection:
         scheme, host, port = origin
         ssl_ctx = self._ssl_context() if scheme == "https" else None
+        conn = _Connection(origin)
         try:
             async with asyncio.timeout(connect_s):
-                reader, writer = await asyncio.open_connection(
-                    host, port, ssl=ssl_ctx, server_hostname=host if ssl_ctx else None,
-                    limit=_READ * 4)
+                await asyncio.get_running_loop().create_connection(
+                    lambda: conn, host, port, ssl=ssl_ctx,
+                    server_hostname=host if ssl_ctx else None)
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from exc
         except OSError as exc:
             raise httpx.ConnectError(f"{host}:{port}: {exc}") from exc
         self.opened += 1
-        return _Connection(origin, reader, writer)
+        return conn
 
     def _take(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
@@ -246,34 +312,31 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
     async def _exchange(self, conn: _Connection, payload: bytes
                         ) -> tuple[int, list[tuple[bytes, bytes]], _Body]:
-        state = _Response()
-        parser = state.parser = httptools.HttpResponseParser(state)
         try:
-            conn.writer.write(payload)
+            state = conn.start(payload)
             while not state.headers_done:
-                data = await conn.reader.read(_READ)
-                if not data:
-                    if conn.reused and not state.started:
-                        raise _StaleConnection()
-                    raise httpx.RemoteProtocolError("connection closed before the response")
-                _feed(parser, data)
+                if conn.eof or conn.error is not None:
+                    if conn.reused and not state.started and \
+                            not isinstance(conn.error, httpx.RemoteProtocolError):
+                        raise _StaleConnection()  # closed or reset while it sat idle
+                    raise conn.error or httpx.RemoteProtocolError(
+                        "connection closed before the response")
+                await conn.wait()
         except _StaleConnection:
             raise
         except httpx.HTTPError:
             conn.close()
             raise
-        except ConnectionResetError as exc:
+        except OSError as exc:  # a write to a socket the peer already reset
             if conn.reused and not state.started:
                 raise _StaleConnection() from exc
-            conn.close()
-            raise httpx.ReadError(f"connection reset: {exc}") from exc
-        except OSError as exc:
             conn.close()
             raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
         except BaseException:
             conn.close()  # cancelled mid-exchange: never reuse a half-read connection
             raise
-        return parser.get_status_code(), state.headers, _Body(self, conn, parser, state)
+        assert conn.parser is not None
+        return conn.parser.get_status_code(), state.headers, _Body(self, conn, state)
 
     async def aclose(self) -> None:
         for idle in self._idle.values():

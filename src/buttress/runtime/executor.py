@@ -28,6 +28,7 @@ from buttress.errors import (
 )
 from buttress.runtime.backoff import retry_delay
 from buttress.runtime.breaker import BreakerBoard, CircuitBreaker
+from buttress.runtime.expiry import Expiry, current
 from buttress.runtime.result import (
     Attempt,
     AttemptClock,
@@ -94,8 +95,9 @@ class Executor:
         deadline = start + policy.deadline_s
         errors: list[Exception] = []
         counter = _Counter()
+        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(policy.deadline_s):
+            with Expiry(loop, current(loop), loop.time() + policy.deadline_s):
                 for position, target in enumerate(call.targets):
                     breaker = self.breakers.get(target.provider, target.model,
                                                 failures=policy.breaker_failures,
@@ -213,11 +215,12 @@ class Executor:
             if limit is not None:
                 await limit.acquire()
                 acquired = True
+            loop = asyncio.get_running_loop()
             try:
-                async with asyncio.timeout(timeout) as scope:
+                with Expiry(loop, current(loop), loop.time() + timeout) as scope:
                     value = await fn(target, clock)
             except TimeoutError as exc:
-                if not scope.expired():
+                if not scope.expired:
                     raise
                 what = "time to first token" if first_byte_timeout else "attempt"
                 raise ProviderTimeout(f"{what} exceeded {timeout:.3f}s",

@@ -13,6 +13,7 @@ from buttress.runtime.confidence import ConfidenceSpec
 from buttress.runtime.policy import Policy
 from buttress.runtime.routing import Routing
 from buttress.runtime.structured import OutputContract
+from buttress.trusted import trusted
 from buttress.types import CallRequest, Completion, FinishReason, ToolCall, Usage, Value
 
 NO_USAGE = Usage()
@@ -116,14 +117,13 @@ class AttemptClock:
         cost = None
         if self.price is not None and usage.total_tokens:
             cost = self.price(self.target.provider, model_served or self.target.model, usage)
-        return Attempt(
-            index=self.index, kind=self.kind, provider=self.target.provider,
-            model=self.target.model, started_at=self.started_at,
-            latency_s=max(0.0, now - self.started), ttft_s=self.ttft_s, status=status,
-            error_kind=error_kind(error) if error is not None else None,
-            error=str(error) if error is not None else None,
-            model_served=model_served, usage=usage, cost_usd=cost,
-        )
+        return trusted(Attempt, {  # every field comes from typed values
+            "index": self.index, "kind": self.kind, "provider": self.target.provider,
+            "model": self.target.model, "started_at": self.started_at,
+            "latency_s": max(0.0, now - self.started), "ttft_s": self.ttft_s, "status": status,
+            "error_kind": error_kind(error) if error is not None else None,
+            "error": str(error) if error is not None else None,
+            "model_served": model_served, "usage": usage, "cost_usd": cost})
 
 
 class Miss(Value):

@@ -23,6 +23,7 @@ from buttress.runtime.result import (
 )
 from buttress.runtime.routing import LatencyBook
 from buttress.runtime.structured import StructuredSupport
+from buttress.trusted import trusted
 from buttress.types import Completion
 
 if TYPE_CHECKING:
@@ -130,14 +131,13 @@ class Runtime:
         attempts.append(won.clock.finish(now, "ok"))
         attempts.sort(key=lambda a: a.index)
         target = won.clock.target
-        return CallResult(
-            call_id=call.call_id, trace_id=call.trace_id, feature=call.feature,
-            prompt_name=call.prompt_name, prompt_version=call.prompt_version,
-            completion=completion, provider=target.provider, model_requested=target.model,
-            model_served=completion.model or target.model, attempts=tuple(attempts),
-            latency_s=now - start, ttft_s=ttft_s,
-            cost_usd=self.total_cost(attempts),
-        )
+        return trusted(CallResult, {  # every field comes from typed values
+            "call_id": call.call_id, "trace_id": call.trace_id, "feature": call.feature,
+            "prompt_name": call.prompt_name, "prompt_version": call.prompt_version,
+            "completion": completion, "provider": target.provider,
+            "model_requested": target.model, "model_served": completion.model or target.model,
+            "attempts": tuple(attempts), "latency_s": now - start, "ttft_s": ttft_s,
+            "cost_usd": self.total_cost(attempts)})
 
     def total_cost(self, attempts: Sequence[Attempt]) -> float | None:
         """What every attempt cost together (each priced as it ended); None when one that
