@@ -36,15 +36,20 @@ def defaults(cls: type[BaseModel]) -> dict[str, Any]:
 
 
 def trusted(cls: type[M], fields: dict[str, Any]) -> M:
-    """An instance of ``cls`` from ``fields`` the caller vouches for. Missing fields take their
-    defaults; a name that is not a field, or a required field left out, is refused as by
-    validation (which then runs, and says which)."""
-    data = {**defaults(cls), **fields}
-    if data.keys() != _FIELDS[cls][2]:
-        return cls.model_validate(fields)
+    """An instance of ``cls`` from ``fields`` the caller vouches for (and hands over: the dict
+    becomes the instance's). Missing fields take their defaults; a name that is not a field, or
+    a required field left out, is refused as by validation (which then runs, and says which)."""
+    known = _FIELDS.get(cls)
+    if known is None or fields.keys() != known[2]:
+        data = {**defaults(cls), **fields}
+        if data.keys() != _FIELDS[cls][2]:
+            return cls.model_validate(fields)
+    else:
+        data = fields  # every field given: nothing to fill in
     value = cls.__new__(cls)
-    object.__setattr__(value, "__dict__", data)
-    object.__setattr__(value, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(value, "__pydantic_extra__", None)
-    object.__setattr__(value, "__pydantic_private__", None)
+    setattr_ = object.__setattr__
+    setattr_(value, "__dict__", data)
+    setattr_(value, "__pydantic_fields_set__", set(fields))
+    setattr_(value, "__pydantic_extra__", None)
+    setattr_(value, "__pydantic_private__", None)
     return value

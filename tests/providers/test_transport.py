@@ -163,7 +163,7 @@ async def test_sse_lines_split_across_chunks_and_crlf(serve) -> None:  # type: i
     for _ in range(2):
         async with open_stream(client, base, {}, {}, provider="p", model="m") as body:
             events = [(e.event, e.data) async for e in iter_sse(body, provider="p", model="m")]
-        assert events == [("message", '{"a":1}'), ("x", "two"), ("message", "[DONE]")]
+        assert events == [("message", b'{"a":1}'), ("x", b"two"), ("message", b"[DONE]")]
     assert server.connections == 1  # a stream read to its end returns the connection
     await client.aclose()
 
@@ -176,7 +176,7 @@ async def test_a_stream_left_early_closes_its_connection(serve) -> None:  # type
     for _ in range(2):
         async with open_stream(client, base, {}, {}, provider="p", model="m") as body:
             async for event in iter_sse(body, provider="p", model="m"):
-                assert event.data == "one"
+                assert event.data == b"one"
                 break
     assert server.connections == 2  # a half-read connection is never reused
     await client.aclose()
@@ -203,5 +203,5 @@ async def test_sse_events_one_per_read_and_otherwise() -> None:
             yield read
 
     events = [(e.event, e.data) async for e in iter_sse(body(), provider="p", model="m")]
-    assert events == [("delta", '{"x":1}'), ("message", "two"), ("message", "a\nb"),
-                      ("message", "é"), ("message", "[DONE]")]
+    assert events == [("delta", b'{"x":1}'), ("message", b"two"), ("message", b"a\nb"),
+                      ("message", "é".encode()), ("message", b"[DONE]")]

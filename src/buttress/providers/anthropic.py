@@ -221,7 +221,7 @@ class AnthropicProvider(Provider):
                                    self._headers, provider=self.name, model=model) as response, \
                     aclosing(iter_sse(response, provider=self.name, model=model)) as events:
                 async for event in events:
-                    data = parse_json(event.data.encode(), provider=self.name, model=model,
+                    data = parse_json(event.data, provider=self.name, model=model,
                                       what="stream event")
                     try:
                         chunk = self._event(data, state, model)

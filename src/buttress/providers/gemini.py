@@ -231,7 +231,7 @@ class GeminiProvider(Provider):
                                    provider=self.name, model=model) as response, \
                     aclosing(iter_sse(response, provider=self.name, model=model)) as events:
                 async for event in events:
-                    data = parse_json(event.data.encode(), provider=self.name, model=model,
+                    data = parse_json(event.data, provider=self.name, model=model,
                                       what="stream event")
                     chunk = self._parse(data, model, calls_before=calls)
                     calls += len(chunk.tool_calls)

@@ -298,9 +298,12 @@ async def open_stream(client: httpx.AsyncClient, url: str, payload: dict[str, An
 
 
 class SSEEvent:
+    """One server-sent event. ``data`` stays bytes: every adapter hands it straight to the JSON
+    parser, so decoding it here would only be undone there."""
+
     __slots__ = ("data", "event")
 
-    def __init__(self, event: str, data: str) -> None:
+    def __init__(self, event: str, data: bytes) -> None:
         self.event = event
         self.data = data
 
@@ -315,14 +318,14 @@ async def iter_sse(response: ByteStream, *, provider: str,
     """
     chunks = response.aiter_bytes() if isinstance(response, httpx.Response) else response
     event = ""
-    data: list[str] = []
+    data: list[bytes] = []
     pending = b""
     try:
         async for chunk in chunks:
             if not pending and not data and chunk.startswith(b"data: ") and \
                     chunk.endswith(b"\n\n") and chunk.count(b"\n") == 2 and b"\r" not in chunk:
                 # the usual read: exactly one event of one data line
-                yield SSEEvent(event or "message", chunk[6:-2].decode("utf-8", "replace"))
+                yield SSEEvent(event or "message", chunk[6:-2])
                 event = ""
                 continue
             pending += chunk
@@ -334,32 +337,31 @@ async def iter_sse(response: ByteStream, *, provider: str,
                 pending = rest + held
             else:
                 *lines, pending = pending.split(b"\n")
-            for raw in lines:
-                if not raw:
+            for line in lines:
+                if not line:
                     if data:
-                        yield SSEEvent(event or "message", "\n".join(data))
+                        yield SSEEvent(event or "message", b"\n".join(data))
                     event, data = "", []
                     continue
-                line = raw.decode("utf-8", "replace")
-                if line.startswith(":"):
+                if line.startswith(b":"):
                     continue
-                name, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if name == "data":
+                name, _, value = line.partition(b":")
+                value = value.removeprefix(b" ")
+                if name == b"data":
                     data.append(value)
-                elif name == "event":
-                    event = value
+                elif name == b"event":
+                    event = value.decode("utf-8", "replace")
     except httpx.HTTPError as exc:
         raise transport_error(exc, provider=provider, model=model) from exc
     tail = pending.rstrip(b"\r")
     if tail:  # a last line without its newline
-        name, _, value = tail.decode("utf-8", "replace").partition(":")
-        if name == "data":
-            data.append(value.removeprefix(" "))
-        elif name == "event":
-            event = value.removeprefix(" ")
+        name, _, value = tail.partition(b":")
+        if name == b"data":
+            data.append(value.removeprefix(b" "))
+        elif name == b"event":
+            event = value.removeprefix(b" ").decode("utf-8", "replace")
     if data:
-        yield SSEEvent(event or "message", "\n".join(data))
+        yield SSEEvent(event or "message", b"\n".join(data))
 
 
 # Adapters read wire bodies directly (no schema validation on the hot path); any shape they do

@@ -32,6 +32,7 @@ from buttress.providers.http import (
     post_json,
     redact_secret,
 )
+from buttress.trusted import trusted
 from buttress.types import (
     CallRequest,
     Completion,
@@ -194,7 +195,7 @@ class OpenAICompatProvider(Provider):
                                    provider=self.name, model=model) as response, \
                     aclosing(iter_sse(response, provider=self.name, model=model)) as events:
                 async for event in events:
-                    if event.data == "[DONE]":
+                    if event.data == b"[DONE]":
                         done = True
                         break
                     yield self.parse_chunk(event.data, model=model)
@@ -205,11 +206,12 @@ class OpenAICompatProvider(Provider):
             redact_secret(exc, self._secret)
             raise
 
-    def parse_chunk(self, data: str, *, model: str) -> StreamChunk:
+    def parse_chunk(self, data: bytes | str, *, model: str) -> StreamChunk:
         """A ``StreamChunk`` from one SSE ``data:`` payload."""
-        obj = parse_json(data.encode(), provider=self.name, model=model, what="stream event")
+        raw = data.encode() if isinstance(data, str) else data
+        obj = parse_json(raw, provider=self.name, model=model, what="stream event")
         if not isinstance(obj, dict):
-            raise MalformedResponse(f"stream event is not a JSON object: {data[:200]!r}",
+            raise MalformedResponse(f"stream event is not a JSON object: {raw[:200]!r}",
                                     provider=self.name, model=model)
         if obj.get("error"):
             raise error_from_object(obj["error"], provider=self.name, model=model)
@@ -231,16 +233,28 @@ class OpenAICompatProvider(Provider):
                 if choice.get("logprobs"):
                     logprobs = _logprobs(choice["logprobs"]) or ()
             raw_usage = obj.get("usage")
-            return StreamChunk(
-                text=text, tool_calls=deltas, finish_reason=finish,
-                usage=_usage(raw_usage) if raw_usage else None,
-                model=obj.get("model") or None,
-                system_fingerprint=obj.get("system_fingerprint"),
-                response_id=obj.get("id"), logprobs=logprobs,
-            )
+            # Every chunk of every stream passes here: the fields are checked by hand and the
+            # chunk built without pydantic's validation, which would only repeat the checks.
+            fields = {"text": text, "tool_calls": deltas, "finish_reason": finish,
+                      "usage": _usage(raw_usage) if raw_usage else None,
+                      "model": obj.get("model") or None,
+                      "system_fingerprint": obj.get("system_fingerprint"),
+                      "response_id": obj.get("id"), "logprobs": logprobs}
+            for name in _CHUNK_STRINGS:
+                value = fields[name]
+                if value is not None and not isinstance(value, str):
+                    raise TypeError(f"{_CHUNK_WIRE_NAMES[name]} is a {type(value).__name__}, "
+                                    "not a string")
+            return trusted(StreamChunk, fields)
         except SHAPE_ERRORS as exc:
             raise MalformedResponse(f"unreadable stream chunk: {describe_shape_error(exc)}",
                                     provider=self.name, model=model) from exc
+
+
+#: the chunk's string fields that come from the wire as they are, and their wire names
+_CHUNK_STRINGS = ("text", "model", "system_fingerprint", "response_id")
+_CHUNK_WIRE_NAMES = {"text": "delta.content", "model": "model",
+                     "system_fingerprint": "system_fingerprint", "response_id": "id"}
 
 
 def _message(m: Message) -> dict[str, Any]:
