@@ -347,6 +347,19 @@ async def test_unknown_finish_reason_in_stream(wire: Wire) -> None:
         [c async for c in provider(wire).stream(request())]
 
 
+@pytest.mark.parametrize(("event", "named"), [
+    ({**chunk({"content": 7})}, "delta.content"),
+    ({**chunk({"content": "a"}), "model": 5}, "model"),
+    ({**chunk({"content": "a"}), "id": ["x"]}, "id"),
+    ({**chunk({"content": "a"}), "system_fingerprint": {}}, "system_fingerprint"),
+])
+async def test_stream_fields_of_the_wrong_type_are_malformed_naming_them(
+        wire: Wire, event: dict[str, Any], named: str) -> None:
+    wire.reply(sse_response(event, "[DONE]"))
+    with pytest.raises(MalformedResponse, match=f"{named} is a .*, not a string"):
+        [c async for c in provider(wire).stream(request())]
+
+
 async def test_garbage_stream_event_is_malformed(wire: Wire) -> None:
     wire.reply(sse_response("{not json", "[DONE]"))
     with pytest.raises(MalformedResponse, match="not JSON"):

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from buttress.runtime.result import CallResult
+from buttress.trusted import trusted
 from buttress.types import (
     Completion,
     Message,
@@ -223,9 +224,10 @@ def _message(raw: Any, i: int) -> Message:
                             f"{where}.tool_call_id")
     elif content is None:
         raise WireError(f"{where}.content is required", f"{where}.content")
-    return Message(role="system" if role == "developer" else role,
-                                   content=content, tool_calls=tool_calls,
-                                   tool_call_id=tool_call_id, name=name)
+    # every field was checked above: build the message without validating it again
+    return trusted(Message, {"role": "system" if role == "developer" else role,
+                             "content": content, "tool_calls": tool_calls,
+                             "tool_call_id": tool_call_id, "name": name})
 
 
 def _tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
