@@ -76,11 +76,12 @@ class _Connection(asyncio.Protocol):
     parser as they arrive (no stream reader in between), and whoever waits on the response
     is woken once per arrival."""
 
-    __slots__ = ("_waiter", "eof", "error", "origin", "parser", "paused", "reused", "state",
-                 "transport")
+    __slots__ = ("_loop", "_waiter", "eof", "error", "origin", "parser", "paused", "reused",
+                 "state", "transport")
 
-    def __init__(self, origin: Origin) -> None:
+    def __init__(self, origin: Origin, loop: asyncio.AbstractEventLoop) -> None:
         self.origin = origin
+        self._loop = loop
         self.transport: asyncio.Transport | None = None
         self.reused = False
         self.state: _Response | None = None  # the response being read, if any
@@ -139,7 +140,7 @@ class _Connection(asyncio.Protocol):
         if self.paused and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = self._loop.create_future()
         await waiter
 
     def start(self, payload: bytes) -> _Response:
@@ -238,10 +239,11 @@ class PooledTransport(httpx.AsyncBaseTransport):
     async def _connect(self, origin: Origin, connect_s: float | None) -> _Connection:
         scheme, host, port = origin
         ssl_ctx = self._ssl_context() if scheme == "https" else None
-        conn = _Connection(origin)
+        loop = asyncio.get_running_loop()
+        conn = _Connection(origin, loop)
         try:
             async with asyncio.timeout(connect_s):
-                await asyncio.get_running_loop().create_connection(
+                await loop.create_connection(
                     lambda: conn, host, port, ssl=ssl_ctx,
                     server_hostname=host if ssl_ctx else None)
         except TimeoutError as exc:

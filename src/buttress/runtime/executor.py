@@ -47,6 +47,20 @@ SkipFn = Callable[[Target], str | None]
 
 
 @dataclass(slots=True)
+class _Run(Generic[T]):
+    """One ``Executor.run``: what every attempt of it shares."""
+
+    call: Call
+    fn: AttemptFn[T]
+    attempts: list[Attempt]
+    counter: _Counter
+    deadline: float  # on the executor's clock
+    first_byte_timeout: float | None
+    discard: Callable[[T], Awaitable[None]] | None
+    loop: asyncio.AbstractEventLoop
+
+
+@dataclass(slots=True)
 class Won(Generic[T]):
     """The attempt that succeeded, with what the caller must settle when it is done with it."""
 
@@ -91,11 +105,11 @@ class Executor:
         from ``fn`` (the answer was unusable) is not retried: it falls back when it says so.
         """
         policy = call.policy
-        start = self.clock.now()
-        deadline = start + policy.deadline_s
+        deadline = self.clock.now() + policy.deadline_s
         errors: list[Exception] = []
         counter = _Counter()
-        loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()  # looked up once: on Python 3.11 each is a syscall
+        run = _Run(call, fn, attempts, counter, deadline, first_byte_timeout, discard, loop)
         try:
             with Expiry(loop, current(loop), loop.time() + policy.deadline_s):
                 for position, target in enumerate(call.targets):
@@ -121,9 +135,7 @@ class Executor:
                                 self.clock.now(), "error", exc))
                             break
                         try:
-                            return await self._maybe_hedged(
-                                call, target, kind, fn, breaker, deadline, attempts, counter,
-                                first_byte_timeout, discard)
+                            return await self._maybe_hedged(run, target, kind, breaker)
                         except OutputError as exc:
                             errors.append(exc)
                             if not exc.falls_back:
@@ -156,16 +168,12 @@ class Executor:
                             started_at=self.clock.wall(), started=self.clock.now(),
                             next_index=counter.next, price=self.price)
 
-    async def _maybe_hedged(self, call: Call, target: Target, kind: AttemptKind,
-                            fn: AttemptFn[T], breaker: CircuitBreaker, deadline: float,
-                            attempts: list[Attempt], counter: _Counter,
-                            first_byte_timeout: float | None,
-                            discard: Callable[[T], Awaitable[None]] | None) -> Won[T]:
+    async def _maybe_hedged(self, run: _Run[T], target: Target, kind: AttemptKind,
+                            breaker: CircuitBreaker) -> Won[T]:
         def one(k: AttemptKind) -> Awaitable[Won[T]]:
-            return self._attempt(call, target, k, fn, breaker, deadline, attempts, counter,
-                                 first_byte_timeout)
+            return self._attempt(run, target, k, breaker)
 
-        hedge_after = call.policy.hedge_after_s
+        hedge_after = run.call.policy.hedge_after_s
         if hedge_after is None:
             return await one(kind)
         first = asyncio.ensure_future(one(kind))
@@ -191,9 +199,9 @@ class Executor:
                         won = extra.result()
                         won.release()
                         won.breaker.record_success()
-                        attempts.append(won.clock.finish(self.clock.now(), "ok"))
-                        if discard is not None:
-                            await discard(won.value)
+                        run.attempts.append(won.clock.finish(self.clock.now(), "ok"))
+                        if run.discard is not None:
+                            await run.discard(won.value)
                     return winners[0].result()
             assert failure is not None
             raise failure
@@ -203,26 +211,25 @@ class Executor:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _attempt(self, call: Call, target: Target, kind: AttemptKind, fn: AttemptFn[T],
-                       breaker: CircuitBreaker, deadline: float, attempts: list[Attempt],
-                       counter: _Counter, first_byte_timeout: float | None) -> Won[T]:
-        clock = self._clock_for(counter, kind, target)
+    async def _attempt(self, run: _Run[T], target: Target, kind: AttemptKind,
+                       breaker: CircuitBreaker) -> Won[T]:
+        clock = self._clock_for(run.counter, kind, target)
         limit = self.limits.get(target.provider)
-        timeout = first_byte_timeout or call.policy.attempt_timeout_s
-        timeout = min(timeout, max(0.0, deadline - self.clock.now()))
+        timeout = run.first_byte_timeout or run.call.policy.attempt_timeout_s
+        timeout = min(timeout, max(0.0, run.deadline - self.clock.now()))
         acquired = False
         try:
             if limit is not None:
                 await limit.acquire()
                 acquired = True
-            loop = asyncio.get_running_loop()
+            loop = run.loop
             try:
                 with Expiry(loop, current(loop), loop.time() + timeout) as scope:
-                    value = await fn(target, clock)
+                    value = await run.fn(target, clock)
             except TimeoutError as exc:
                 if not scope.expired:
                     raise
-                what = "time to first token" if first_byte_timeout else "attempt"
+                what = "time to first token" if run.first_byte_timeout else "attempt"
                 raise ProviderTimeout(f"{what} exceeded {timeout:.3f}s",
                                       provider=target.provider, model=target.model) from exc
         except BaseException as exc:
@@ -237,8 +244,8 @@ class Executor:
             else:
                 breaker.record_abandoned()  # cancelled: no verdict either way
                 status = "cancelled"
-            attempts.append(clock.finish(self.clock.now(), status,
-                                         exc if isinstance(exc, Exception) else None))
+            run.attempts.append(clock.finish(self.clock.now(), status,
+                                             exc if isinstance(exc, Exception) else None))
             raise
         release = limit.release if acquired and limit is not None else _noop
         return Won(value=value, clock=clock, breaker=breaker, release=_once(release))
