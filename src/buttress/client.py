@@ -43,6 +43,7 @@ from buttress.runtime.routing import Routing
 from buttress.runtime.runtime import Runtime
 from buttress.runtime.streaming import CallStream
 from buttress.runtime.structured import OutputContract
+from buttress.trusted import trusted
 from buttress.types import CallRequest, Message, ResponseFormat, Tool
 
 log = logging.getLogger("buttress")
@@ -510,11 +511,21 @@ class AsyncClient:
                           key_id=key_id, cache=cache,
                           output=None if output is None else OutputContract.of(output))
 
-    def _call(self, request: CallRequest, targets: tuple[Target, ...], policy: Policy,
-              **fields: Any) -> Call:
+    def prepare_request(self, model: str, request: CallRequest, *, tags: tuple[str, ...] = (),
+                        user_id: str | None = None, session_id: str | None = None,
+                        key_id: str | None = None, cache: CacheMode = "bypass") -> Call:
+        """The ``Call`` for a request that is already built and checked field by field (the
+        gateway's: its wire parser checks every field), which is not validated again."""
+        return self._call(request, self.targets([model]), self.config.policy, checked=True,
+                          tags=tags, user_id=user_id, session_id=session_id, key_id=key_id,
+                          cache=cache)
+
+    def _call(self, request: CallRequest, targets: tuple[Target, ...], policy: Policy, *,
+              checked: bool = False, **fields: Any) -> Call:
         call_id = self._ids()
-        return Call(request=request, targets=targets, policy=policy, call_id=call_id,
-                    trace_id=call_id, environment=self.config.environment, **fields)
+        values = {"request": request, "targets": targets, "policy": policy, "call_id": call_id,
+                  "trace_id": call_id, "environment": self.config.environment, **fields}
+        return trusted(Call, values) if checked else Call(**values)
 
 
 def _raise_on_miss(result: CallResult) -> CallResult:

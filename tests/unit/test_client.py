@@ -12,7 +12,7 @@ import pytest
 from buttress.client import AsyncClient, Client
 from buttress.config import is_floating, parse_config
 from buttress.errors import ConfigError, UsageError
-from buttress.types import Message
+from buttress.types import CallRequest, Message
 
 CONFIG = """
 [providers.flaky]
@@ -109,6 +109,21 @@ async def test_unknown_feature_and_model_are_usage_errors(project: Path) -> None
             await client.call("nope")
         with pytest.raises(UsageError, match="unknown model"):
             await client.complete("ghost", [Message.user("x")])
+
+
+async def test_a_checked_request_prepares_the_same_call_as_a_model_call(project: Path) -> None:
+    async with AsyncClient.from_config(project / "buttress.toml", env={}) as client:
+        messages = (Message.user("hi"),)
+        checked = client.prepare_request(
+            "primary", CallRequest(model="", messages=messages, temperature=0.5, max_tokens=9),
+            tags=("a",), user_id="u", session_id="s", key_id="k", cache="bypass")
+        plain = client.prepare_model("primary", messages, tags=("a",), user_id="u",
+                                     session_id="s", key_id="k", temperature=0.5,
+                                     max_tokens=9)
+        ids = {"call_id": "x", "trace_id": "x"}
+        assert checked.model_copy(update=ids) == plain.model_copy(update=ids)
+        with pytest.raises(UsageError, match="unknown model"):
+            client.prepare_request("ghost", CallRequest(model="", messages=messages))
 
 
 def test_config_errors_name_file_key_and_problem() -> None:

@@ -51,6 +51,7 @@ from buttress.gateway.wire import (
 from buttress.ids import new_id
 from buttress.runtime.hooks import Outcome, run_after
 from buttress.runtime.result import CacheMode, Call, CallResult, Target
+from buttress.trusted import trusted
 from buttress.types import CallRequest
 
 log = logging.getLogger("buttress.gateway")
@@ -187,11 +188,13 @@ class Gateway:
             raise GatewayRefusal("'vars' applies only to features", status=400,
                                  kind="invalid_vars", type="invalid_request_error",
                                  param="vars")
+        # the wire parser checked every field: the request is built without validating it again
+        request = trusted(CallRequest, {"model": "", "messages": req.messages, **req.params})
         try:
-            call = self.client.prepare_model(
-                req.model, req.messages, tags=meta.tags, user_id=meta.user or req.user,
+            call = self.client.prepare_request(
+                req.model, request, tags=meta.tags, user_id=meta.user or req.user,
                 session_id=meta.session, key_id=key.key_id if key else None,
-                cache=meta.cache or "bypass", **req.params)
+                cache=meta.cache or "bypass")
         except UsageError:
             raise GatewayRefusal(
                 f"the model {req.model!r} does not exist: not a configured feature, model "
