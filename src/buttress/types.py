@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from buttress.trusted import trusted
+
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
 
@@ -92,7 +94,7 @@ class CallRequest(Value):
     def with_model(self, model: str) -> CallRequest:
         if model == self.model:
             return self
-        return self.model_copy(update={"model": model})
+        return trusted(CallRequest, {**self.__dict__, "model": model})
 
 
 class Usage(Value):
