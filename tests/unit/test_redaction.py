@@ -6,11 +6,14 @@ import hashlib
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from buttress.errors import ConfigError
 from buttress.ledger import AttemptRecord, CallRecord, FeedbackRecord, Validation
 from buttress.ledger.detectors import Detector, Span, luhn_valid
 from buttress.ledger.redaction import Redactor
+from buttress.ledger.rows import call_row
 
 OPENAI_KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2"
 ANTHROPIC_KEY = "sk-ant-api03-" + "x" * 40
@@ -221,3 +224,42 @@ def test_trusted_records_equal_validated_ones() -> None:
     # an unknown name cannot stand in for a missing required one
     with pytest.raises(ValueError, match="call_id"):
         CallRecord.trusted({k: v for k, v in {**fields, "bogus": 1}.items() if k != "call_id"})
+
+
+# Pieces that make, split or hide triggers, secrets and personal data, and odd Unicode (a
+# Kelvin sign lowercases to "k", "İ" to two characters, Σ by its context, ٣ is a digit).
+FRAGMENTS = ("key", "KEY", "ke", "y", "\u212aey", "İ", "ΑΣ", "σ", "\n", " ", "@", "jane",
+             "@example.com", "sk-", OPENAI_KEY, "415-555-2671", "4111 1111 1111 1111",
+             "123-45-6789", "12", "3", "٣٣٣", "bearer ", "token=", "abcdef123", "hello",
+             "PRIVATE KEY", "API_KEY=", "\u212aEY: ", "passw", "é", "zzq-lit", "-value",
+             "zzq-lit-value", "\x00", '"')
+fragment_texts = st.lists(st.sampled_from(FRAGMENTS), max_size=6).map("".join)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(content=fragment_texts, param=fragment_texts, output=fragment_texts,
+       parsed=fragment_texts, error=st.none() | fragment_texts, reason=fragment_texts,
+       mode=st.sampled_from(["redact", "store"]))
+def test_the_whole_record_gate_changes_no_stored_byte(content: str, param: str, output: str,
+                                                      parsed: str, error: str | None,
+                                                      reason: str, mode: str) -> None:
+    # Redactor.call skips scrubbing when one search finds nothing in any text: what it keeps
+    # must be what scrubbing field by field keeps.
+    redactor = Redactor(default=mode, secrets=["zzq-lit-value"])  # type: ignore[arg-type]
+    record = CallRecord(
+        call_id="c", created_at=0.0, output_text=output, error_message=error,
+        request={"model": "m", "extra": {"note": param},
+                 "messages": [{"role": "user", "content": content}]},
+        output_value={"to": [parsed, 3]},
+        validation=Validation(outcome="failed", reasons=(reason,)))
+    assert call_row(redactor.call(record)) == call_row(redactor._scrubbed(record, mode))  # type: ignore[arg-type]
+
+
+def test_the_whole_record_gate_lets_the_usual_record_through() -> None:
+    redactor = Redactor(secrets=["zzq-lit-value"])
+    record = CallRecord(call_id="c", created_at=0.0, output_text="Hello there!",
+                        request={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    assert redactor.call(record) is record
+    for odd in (Redactor(detectors=[Shouty()]),  # a detector that looks at every text
+                Redactor(default="hash"), Redactor(default="drop")):
+        assert odd.call(record) is not record

@@ -7,11 +7,13 @@ reader can tell which shape a row was written with.
 
 from __future__ import annotations
 
+from math import isfinite
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from buttress.types import CallRequest, Usage
+from buttress.trusted import trusted
+from buttress.types import CallRequest, Message, Usage
 
 SCHEMA_VERSION = 2
 
@@ -27,47 +29,14 @@ class Record(BaseModel):
 
     @classmethod
     def trusted(cls, fields: dict[str, Any]) -> Self:
-        """A record from values the runtime has already typed, without validating them again.
-
-        The writer builds two records per call; this takes about 1 µs where ``model_construct``
-        takes 11 (it fills defaults field by field in Python) and ``model_validate`` 6. Missing
-        fields take their defaults; a name that is not a field, or a required field left out, is
-        refused as by validation.
-        """
-        data = {**_defaults(cls), **fields}
-        if data.keys() != _DEFAULTS[cls][2]:  # a name unknown or missing: validation says which
-            return cls.model_validate(fields)
-        record = cls.__new__(cls)
-        object.__setattr__(record, "__dict__", data)
-        object.__setattr__(record, "__pydantic_fields_set__", set(fields))
-        object.__setattr__(record, "__pydantic_extra__", None)
-        object.__setattr__(record, "__pydantic_private__", None)
-        return record
+        """A record from values the runtime has already typed, without validating them again
+        (``buttress.trusted``: the writer builds two records per call). A dict that names every
+        field (the hook's do) becomes the record's own: the caller must not change it after."""
+        return trusted(cls, fields)
 
     def evolve(self, update: dict[str, Any]) -> Self:
         """A copy with ``update`` applied (trusted values, as for ``trusted``)."""
         return self.trusted({**self.__dict__, **update})
-
-
-_DEFAULTS: dict[type[BaseModel],
-                tuple[dict[str, Any], tuple[tuple[str, Any], ...], frozenset[str]]] = {}
-
-
-def _defaults(cls: type[BaseModel]) -> dict[str, Any]:
-    """The defaults of ``cls``'s fields (default factories are called each time)."""
-    known = _DEFAULTS.get(cls)
-    if known is None:
-        fields = cls.model_fields
-        known = _DEFAULTS[cls] = (
-            {n: f.default for n, f in fields.items()
-             if not f.is_required() and f.default_factory is None},
-            tuple((n, f.default_factory) for n, f in fields.items()
-                  if f.default_factory is not None),
-            frozenset(fields))
-    plain, factories, _ = known
-    if not factories:
-        return plain
-    return {**plain, **{n: factory() for n, factory in factories}}
 
 
 class Validation(Record):
@@ -183,4 +152,41 @@ class FeedbackRecord(Record):
 
 def request_payload(request: CallRequest) -> dict[str, Any]:
     """The JSON form of a request as the ledger stores it: messages and the parameters set."""
-    return request.model_dump(mode="json", exclude_defaults=True)
+    plain = _plain_payload(request)
+    return plain if plain is not None else request.model_dump(mode="json",
+                                                                exclude_defaults=True)
+
+
+def _plain_payload(r: CallRequest) -> dict[str, Any] | None:
+    """``request_payload`` of the usual request, in half the time of ``model_dump``: text
+    messages and scalar parameters, no tools, response format or extras. None for any other,
+    which ``model_dump`` serialises instead (a test holds the two equal)."""
+    if type(r) is not CallRequest or r.tools or r.response_format is not None or r.extra:
+        return None
+    messages = []
+    for m in r.messages:
+        if type(m) is not Message or m.tool_calls or m.tool_call_id is not None or \
+                m.name is not None:
+            return None
+        content = m.content
+        messages.append({"role": m.role} if content is None else
+                        {"role": m.role, "content": content})
+    out: dict[str, Any] = {"model": r.model, "messages": messages}
+    for name, value in (("temperature", r.temperature), ("top_p", r.top_p)):
+        if value is not None:
+            if type(value) is not float or not isfinite(value):  # as pydantic would say it
+                return None
+            out[name] = value
+    if r.max_tokens is not None:
+        out["max_tokens"] = r.max_tokens
+    if r.stop:
+        out["stop"] = list(r.stop)
+    if r.seed is not None:
+        out["seed"] = r.seed
+    if r.tool_choice is not None:
+        out["tool_choice"] = r.tool_choice
+    if r.logprobs:
+        out["logprobs"] = r.logprobs
+    if r.top_logprobs is not None:
+        out["top_logprobs"] = r.top_logprobs
+    return out

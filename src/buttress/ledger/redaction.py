@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from buttress.errors import ConfigError
 from buttress.ledger.detectors import (
@@ -41,18 +41,66 @@ def _sha256(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _gate(gated: Sequence[tuple[Detector, Sequence[str]]]) -> re.Pattern[str] | None:
-    """One regex matching (in lowercased text) any trigger of any gated detector; None when
-    some detector runs on every text anyway."""
+_ASCII_DIGIT_RUN = re.compile(DIGIT_RUN.pattern, re.ASCII)
+
+
+class _Gate:
+    """Tells in one call whether a lowercased text holds any trigger of any gated detector.
+
+    The words go in one regex whose alternatives all start with a letter, so the engine skips
+    along the text to those letters; with the digit run among them it would try every
+    alternative at every position, three times slower. The digit run is a second search.
+    """
+
+    def __init__(self, words: re.Pattern[str] | None, digits: bool) -> None:
+        self.words = words
+        self.digits = digits
+
+    def search(self, low: str) -> object | None:
+        found = self.words.search(low) if self.words is not None else None
+        if found is None and self.digits:
+            # in ASCII text a digit is 0-9, which the ASCII regex checks faster
+            return (_ASCII_DIGIT_RUN if low.isascii() else DIGIT_RUN).search(low)
+        return found
+
+
+def _gate(gated: Sequence[tuple[Detector, Sequence[str]]]) -> _Gate | None:
+    """The gate for every trigger of the gated detectors; None when none has a trigger."""
     words: set[str] = set()
     for _, triggers in gated:
         words.update(triggers)
     if not words:
         return None
     parts = sorted(re.escape(w) for w in words if w is not DIGITS)
-    if DIGITS in words:
-        parts.append(DIGIT_RUN.pattern)
-    return re.compile("|".join(parts))
+    return _Gate(re.compile("|".join(parts)) if parts else None, DIGITS in words)
+
+
+def _only_literals(ungated: Sequence[tuple[Detector, Sequence[str]]],
+                   ) -> list[LiteralDetector] | None:
+    """The literal detectors among those that run on every text; None if any other does."""
+    if any(type(d) is not LiteralDetector for d, _ in ungated):
+        return None
+    return [cast(LiteralDetector, d) for d, _ in ungated]
+
+
+def _texts(value: Any, out: list[str]) -> bool:
+    """Adds to ``out`` every string ``_walk`` would visit in ``value``. False when ``value``
+    holds a container ``_walk`` would rebuild as another type (a named tuple becomes a list),
+    whose stored JSON could then differ from the original's."""
+    kind = type(value)
+    if kind is str:
+        out.append(value)
+        return True
+    if kind is dict:
+        value = value.values()
+    elif kind is not list and kind is not tuple:
+        return not isinstance(value, str | dict | list | tuple)
+    for item in value:
+        if type(item) is str:
+            out.append(item)
+        elif not _texts(item, out):
+            return False
+    return True
 
 
 def _walk(value: Any, fn: _Text) -> Any:
@@ -96,6 +144,9 @@ class Redactor:
         # what still runs on text that holds no trigger at all
         self._ungated_secret = [(d, t) for d, t in self._gated_secret if not t]
         self._ungated_all = [(d, t) for d, t in self._gated_all if not t]
+        # the literal detectors that run on every text, when they are the only ones that do
+        self._literal_secret = _only_literals(self._ungated_secret)
+        self._literal_all = _only_literals(self._ungated_all)
 
     def mode_for(self, feature: str) -> Mode:
         return self.features.get(feature, self.default)
@@ -163,7 +214,56 @@ class Redactor:
     # -- records ----------------------------------------------------------------------------
 
     def call(self, record: CallRecord) -> CallRecord:
-        mode = self.mode_for(record.feature)
+        v = record.validation
+        if self.keeps(record.feature, record.request, record.output_value,
+                      (record.output_text, record.error_message, *(v.reasons if v else ()))):
+            return record
+        return self._scrubbed(record, self.mode_for(record.feature))
+
+    def keeps(self, feature: str, request: dict[str, Any], output_value: Any = None,
+              texts: Iterable[str | None] = ()) -> bool:
+        """Whether redaction keeps as they are a call of ``feature`` with this request, parsed
+        value and other texts (output text, error messages, validation reasons; None for
+        none), told by one gate search over all of them: the usual call holds no trigger of
+        any detector, and scrubbing it field by field, at three times the cost, would only
+        copy it.
+
+        True only for ``redact`` and ``store`` (hashing and dropping change content whatever it
+        holds), where one scrub serves every text, and only when every detector that ignores
+        triggers is a literal one: a literal found nowhere in the joined text is in none of its
+        parts. The texts are joined by newlines, which no trigger holds, so the join hides no
+        match; one it adds only sends the record the slow way.
+        """
+        mode = self.mode_for(feature)
+        if mode == "redact":
+            gate, literals = self._gate_all, self._literal_all
+        elif mode == "store":
+            gate, literals = self._gate_secret, self._literal_secret
+        else:
+            return False
+        if gate is None or literals is None:
+            return False
+        found: list[str] = []
+        if not _texts(request, found):
+            return False
+        if output_value is not None and not _texts(output_value, found):
+            return False
+        for text in texts:
+            if text is not None:
+                if not isinstance(text, str):
+                    return False
+                found.append(text)
+        joined = "\n".join(found)
+        if gate.search(joined.lower()) is not None:
+            return False
+        for detector in literals:
+            for value in detector.values:
+                if value in joined:
+                    return False
+        return True
+
+    def _scrubbed(self, record: CallRecord, mode: Mode) -> CallRecord:
+        """``record`` with every text scrubbed, hashed or dropped, field by field."""
         content, meta = self._content_fn(mode), self._meta_fn(mode)
         update: dict[str, Any] = {"request": self._request(record.request, content, meta)}
         if record.output_text is not None:
@@ -183,6 +283,15 @@ class Redactor:
             return record
         message = self._meta_fn(self.mode_for(feature))(record.error_message)
         return record.evolve({"error_message": message})
+
+    def attempts(self, records: tuple[AttemptRecord, ...],
+                 feature: str = "") -> tuple[AttemptRecord, ...]:
+        """``attempt`` of each record: the same tuple when none holds an error message, as in
+        the usual call."""
+        for record in records:
+            if record.error_message is not None:
+                return tuple([self.attempt(a, feature) for a in records])
+        return records
 
     def feedback(self, record: FeedbackRecord) -> FeedbackRecord:
         if record.comment is None:

@@ -1,13 +1,15 @@
 """Mapping between ledger records and flat table rows, shared by every SQL store.
 
-Column order here is the one source of truth for inserts and selects. Writing builds tuples by
-attribute access rather than ``model_dump`` because it runs for every record on the writer thread.
+Column order here is the one source of truth for inserts and selects. Writing builds tuples
+straight from a record's ``__dict__`` rather than by ``model_dump``, because it runs for every
+record on the writer thread.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from buttress.ledger.records import AttemptRecord, CallRecord, FeedbackRecord, Validation
@@ -27,6 +29,17 @@ ATTEMPT_COLUMNS = (
     "completion_tokens", "cached_tokens", "reasoning_tokens", "cost_usd", "started_at",
 )
 FEEDBACK_COLUMNS = ("feedback_id", "call_id", "signal", "value", "comment", "created_at")
+
+# Inserts list the columns stored as the record holds them first, fetched in one C call,
+# then those derived from it (JSON text, the validation's two columns, cache_hit last).
+_CALL_DERIVED = ("tags", "request", "output_value", "validation_outcome", "validation_reasons",
+                 "cache_hit")
+_CALL_AS_IS = tuple(c for c in CALL_COLUMNS if c not in _CALL_DERIVED)
+CALL_INSERT_COLUMNS = _CALL_AS_IS + _CALL_DERIVED
+_call_as_is = itemgetter(*_CALL_AS_IS)
+# the record fields of ATTEMPT_COLUMNS, in their order: only "idx" is named otherwise
+_attempt_fields = itemgetter(*("index" if c == "idx" else c for c in ATTEMPT_COLUMNS))
+_feedback_fields = itemgetter(*FEEDBACK_COLUMNS)
 
 
 def _stdlib_dumps(value: Any) -> str:
@@ -63,35 +76,39 @@ def dumps(value: Any) -> str:
     return _dumps(value)
 
 
-def call_row(c: CallRecord) -> tuple[Any, ...]:
-    v = c.validation
+def call_row(c: CallRecord, boolean: Callable[[bool], Any] = bool) -> tuple[Any, ...]:
+    """``c`` as a row in ``CALL_INSERT_COLUMNS`` order; ``boolean`` gives ``cache_hit`` the
+    type its store binds best (``SqlStore.boolean``)."""
+    d = c.__dict__
+    v, tags, value = d["validation"], d["tags"], d["output_value"]
     return (
-        c.call_id, c.schema_version, c.trace_id, c.parent_id, c.feature, c.prompt_name,
-        c.prompt_version, c.environment, dumps(list(c.tags)), c.user_id, c.session_id,
-        c.api_key_id, c.provider, c.model_requested, c.model_served, c.system_fingerprint,
-        dumps(c.request), c.output_text,
-        None if c.output_value is None else dumps(c.output_value),
-        c.finish_reason, v.outcome if v else None, dumps(list(v.reasons)) if v else None,
-        c.status, c.error_kind, c.error_message, c.latency_ms, c.ttft_ms, c.prompt_tokens,
-        c.completion_tokens, c.cached_tokens, c.reasoning_tokens, c.cost_usd, c.cost_saved_usd,
-        c.cache_hit, c.tier, c.confidence, c.created_at, c.attempts, c.prompt_commit,
+        *_call_as_is(d), "[]" if tags == () else dumps(list(tags)), dumps(d["request"]),
+        None if value is None else dumps(value),
+        None if v is None else v.outcome, None if v is None else dumps(list(v.reasons)),
+        boolean(d["cache_hit"]),
     )
 
 
 def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
-    return (
-        a.attempt_id, a.call_id, a.index, a.kind, a.provider, a.model_requested, a.model_served,
-        a.status, a.error_kind, a.error_message, a.latency_ms, a.ttft_ms, a.prompt_tokens,
-        a.completion_tokens, a.cached_tokens, a.reasoning_tokens, a.cost_usd, a.started_at,
-    )
+    """``a`` as a row in ``ATTEMPT_COLUMNS`` order."""
+    return _attempt_fields(a.__dict__)  # type: ignore[no-any-return]
 
 
 def feedback_row(f: FeedbackRecord) -> tuple[Any, ...]:
-    return (f.feedback_id, f.call_id, f.signal, f.value, f.comment, f.created_at)
+    return _feedback_fields(f.__dict__)  # type: ignore[no-any-return]
 
 
 def tag_rows(calls: Sequence[CallRecord]) -> list[tuple[str, str]]:
-    return [(c.call_id, tag) for c in calls for tag in dict.fromkeys(c.tags)]
+    return [(c.call_id, tag) for c in calls if c.tags for tag in dict.fromkeys(c.tags)]
+
+
+CallRows = tuple[tuple[Any, ...], list[tuple[str, str]], list[tuple[Any, ...]]]
+"""One call's rows: its own, its tags' and its attempts'."""
+
+
+def call_rows(call: CallRecord, attempts: Sequence[AttemptRecord],
+              boolean: Callable[[bool], Any] = bool) -> CallRows:
+    return call_row(call, boolean), tag_rows((call,)), [attempt_row(a) for a in attempts]
 
 
 def call_from_row(row: Sequence[Any]) -> CallRecord:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -17,7 +17,9 @@ from buttress.ledger.records import AttemptRecord, CallRecord, FeedbackRecord
 from buttress.ledger.rows import (
     ATTEMPT_COLUMNS,
     CALL_COLUMNS,
+    CALL_INSERT_COLUMNS,
     FEEDBACK_COLUMNS,
+    CallRows,
     attempt_from_row,
     attempt_row,
     call_from_row,
@@ -45,7 +47,7 @@ class SqlStore(ABC):
         self._lock = threading.Lock()
         self._closed = False
         m = self.mark
-        self._insert_call = _insert("calls", CALL_COLUMNS, "call_id", m)
+        self._insert_call = _insert("calls", CALL_INSERT_COLUMNS, "call_id", m)
         self._insert_tag = _insert("call_tags", ("call_id", "tag"), "call_id, tag", m)
         self._insert_attempt = _insert("attempts", ATTEMPT_COLUMNS, "attempt_id", m)
         self._insert_feedback = _insert("feedback", FEEDBACK_COLUMNS, "feedback_id", m)
@@ -67,14 +69,35 @@ class SqlStore(ABC):
     @abstractmethod
     def _close_connection(self) -> None: ...
 
+    #: the type a boolean column's value is bound as (PostgreSQL's columns are booleans)
+    boolean: Callable[[bool], Any] = bool
+
+    def _bindable(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """``rows`` as the driver binds them fastest, to the same stored values."""
+        return rows
+
     # -- LedgerStore ------------------------------------------------------------------------
 
     def write(self, calls: Sequence[CallRecord], attempts: Sequence[AttemptRecord] = (),
               feedback: Sequence[FeedbackRecord] = ()) -> None:
-        call_rows = [call_row(c) for c in calls]
-        tags = tag_rows(calls)
-        attempt_rows = [attempt_row(a) for a in attempts]
-        feedback_rows = [feedback_row(f) for f in feedback]
+        boolean = self.boolean
+        self._insert_rows([call_row(c, boolean) for c in calls], tag_rows(calls),
+                          [attempt_row(a) for a in attempts], feedback)
+
+    def write_rows(self, calls: Sequence[CallRows],
+                   feedback: Sequence[FeedbackRecord] = ()) -> None:
+        """``write`` for calls already turned into rows (``rows.call_rows`` with this store's
+        ``boolean``): the ledger writer builds them, for most calls straight from the runtime's
+        outcome, without records."""
+        self._insert_rows([c for c, _, _ in calls], [t for _, tags, _ in calls for t in tags],
+                          [a for _, _, tries in calls for a in tries], feedback)
+
+    def _insert_rows(self, call_rows: list[tuple[Any, ...]], tags: list[tuple[str, str]],
+                     attempt_rows: list[tuple[Any, ...]],
+                     feedback: Sequence[FeedbackRecord]) -> None:
+        bindable = self._bindable
+        call_rows, attempt_rows = bindable(call_rows), bindable(attempt_rows)
+        feedback_rows = bindable([feedback_row(f) for f in feedback])
         with self._locked(), self._transaction() as cur:
             if call_rows:
                 cur.executemany(self._insert_call, call_rows)

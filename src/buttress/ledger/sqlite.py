@@ -7,19 +7,28 @@ ledger makes for write throughput.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError
 from buttress.ledger.migrations import MIGRATIONS, Migration, migrate
 from buttress.ledger.sql import SqlStore
 
+# sqlite3 binds ints, floats and strings directly, but first looks for an adapter for anything
+# else, None and bools included: 0.4 µs a value (measured on Python 3.11), half the cost of
+# inserting the usual call row. SQLite binds a NaN as NULL, so rows carry NaN for None, and
+# ints for booleans (``boolean``): what is stored is the same.
+_NULL = {None: math.nan}
+
 
 class SQLiteStore(SqlStore):
     mark = "?"
+    boolean = int
 
     def __init__(self, path: str | Path, *, clock: Clock = SYSTEM_CLOCK,
                  migrations: tuple[Migration, ...] = MIGRATIONS,
@@ -73,6 +82,10 @@ class SQLiteStore(SqlStore):
 
     def _cursor(self) -> AbstractContextManager[sqlite3.Cursor]:
         return self._read()
+
+    def _bindable(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        get = _NULL.get
+        return [tuple(map(get, row, row)) for row in rows]
 
     def _day_expr(self) -> str:
         return "strftime('%Y-%m-%d', c.created_at, 'unixepoch')"

@@ -26,10 +26,11 @@ import logging
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 
@@ -42,6 +43,7 @@ from buttress.ledger.records import (
     FeedbackRecord,
 )
 from buttress.ledger.redaction import Redactor
+from buttress.ledger.rows import CallRows, call_rows
 from buttress.ledger.spill import (
     CallEntry,
     Entry,
@@ -50,6 +52,7 @@ from buttress.ledger.spill import (
     pending_files,
     read_entries,
 )
+from buttress.ledger.sql import SqlStore
 from buttress.ledger.store import LedgerStore
 
 log = logging.getLogger("buttress.ledger")
@@ -57,6 +60,27 @@ log = logging.getLogger("buttress.ledger")
 OnFull = Literal["block", "drop", "spill"]
 Deferred = Callable[[], CallEntry]
 GIL_SLICE_S = 0.0005
+
+
+class PendingCall(ABC):
+    """A call queued by a hook (``record_deferred``), built on the writer thread.
+
+    Calling it builds its records. For a SQL store the writer asks ``rows`` first: the rows
+    those records would give once redacted, built straight from what the hook holds. Skipping
+    the records saves a quarter of the writer's time for the usual call; ``rows`` returns None
+    for a call it cannot build so (one that redaction would change, say), which then goes the
+    record way.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    def __call__(self) -> CallEntry: ...
+
+    def rows(self, redactor: Redactor, boolean: Callable[[bool], Any]) -> CallRows | None:
+        """The rows (``rows.call_rows`` of the redacted records, with the store's ``boolean``),
+        or None."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -97,6 +121,8 @@ class LedgerWriter:
         self._clock = clock
         self._new_id = new_id or (lambda: uuid.uuid4().hex)
         self._on_commit = on_commit
+        # a SQL store takes rows, which the writer then builds (``PendingCall.rows``)
+        self._sql = store if isinstance(store, SqlStore) else None
         self._spill = SpillFile(Path(spill_dir)) if spill_dir is not None else None
         self._spill_lock = threading.Lock()
 
@@ -251,10 +277,13 @@ class LedgerWriter:
                         return
 
     def _write(self, batch: list[Entry | Deferred]) -> None:
+        sql, redactor = self._sql, self.redactor
+        boolean = sql.boolean if sql is not None else bool
+        rows: list[CallRows] = []  # for a SQL store; records for any other
         calls: list[CallRecord] = []
         attempts: list[AttemptRecord] = []
         feedback: list[FeedbackRecord] = []
-        clean: list[Entry] = []
+        clean: list[Entry | PendingCall] = []  # redacted, or its rows were
         bad = 0
         yielded = time.perf_counter()
         for entry in batch:
@@ -267,17 +296,26 @@ class LedgerWriter:
                 time.sleep(0)
                 yielded = now
             try:
+                if sql is not None and isinstance(entry, PendingCall):
+                    ready = entry.rows(redactor, boolean)
+                    if ready is not None:
+                        rows.append(ready)
+                        clean.append(entry)
+                        continue
                 if callable(entry):
                     entry = entry()
                 if isinstance(entry, FeedbackRecord):
-                    fb = self.redactor.feedback(entry)
+                    fb = redactor.feedback(entry)
                     feedback.append(fb)
                     clean.append(fb)
                 else:
-                    call = self.redactor.call(entry[0])
-                    tries = tuple(self.redactor.attempt(a, call.feature) for a in entry[1])
-                    calls.append(call)
-                    attempts.extend(tries)
+                    call = redactor.call(entry[0])
+                    tries = redactor.attempts(entry[1], call.feature)
+                    if sql is not None:
+                        rows.append(call_rows(call, tries, boolean))
+                    else:
+                        calls.append(call)
+                        attempts.extend(tries)
                     clean.append((call, tries))
             except Exception:
                 # Never let one odd record (or a custom detector's bug) sink its batch.
@@ -285,7 +323,10 @@ class LedgerWriter:
                 bad += 1
         written = spilled = failed = 0
         try:
-            self.store.write(calls, attempts, feedback)
+            if sql is not None:
+                sql.write_rows(rows, feedback)
+            else:
+                self.store.write(calls, attempts, feedback)
             written = len(clean)
         except Exception as exc:
             log.error("ledger: writing %d records failed: %s: %s", len(clean),
@@ -307,12 +348,14 @@ class LedgerWriter:
             except Exception:
                 log.exception("ledger: on_commit callback failed")
 
-    def _spill_entries(self, entries: list[Entry] | list[Entry | Deferred], *,
+    def _spill_entries(self, entries: list[Entry | PendingCall] | list[Entry | Deferred], *,
                        count: bool = True) -> bool:
         assert self._spill is not None
         try:
-            # from the call path: not yet redacted (nor built); from _write: clean already
-            clean = [self._redact(e) for e in entries] if count else cast(list[Entry], entries)
+            # from the call path: not yet redacted (nor built); from _write: clean already,
+            # but for calls written as rows, whose records are built and redacted now
+            clean = [self._redact(e) if count or isinstance(e, PendingCall) else cast(Entry, e)
+                     for e in entries]
             with self._spill_lock:
                 self._spill.append(clean)
         except Exception:
@@ -331,7 +374,7 @@ class LedgerWriter:
         if isinstance(entry, FeedbackRecord):
             return self.redactor.feedback(entry)
         call = self.redactor.call(entry[0])
-        return call, tuple(self.redactor.attempt(a, call.feature) for a in entry[1])
+        return call, self.redactor.attempts(entry[1], call.feature)
 
     def _replay(self, path: Path, *, locked: bool) -> None:
         """Write a spill file's entries to the store, then delete it. ``locked``: take the
