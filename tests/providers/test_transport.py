@@ -205,3 +205,22 @@ async def test_sse_events_one_per_read_and_otherwise() -> None:
     events = [(e.event, e.data) async for e in iter_sse(body(), provider="p", model="m")]
     assert events == [("delta", b'{"x":1}'), ("message", b"two"), ("message", b"a\nb"),
                       ("message", "é".encode()), ("message", b"[DONE]")]
+
+
+async def test_a_slow_reader_gets_a_large_body_whole_and_the_connection_back(serve) -> None:  # type: ignore[no-untyped-def]
+    # 4 MiB arrive far faster than this reader takes them: reading pauses while 256 KiB wait
+    # unread and resumes as they are taken, and nothing is lost or reordered on the way; in
+    # particular not the last chunks, which arrive (and complete the body) while the reader
+    # still holds an earlier one.
+    body = bytes(range(256)) * (4 * 4096)
+    server, base = await serve(json_reply(body))
+    client = FastClient(PooledTransport())
+    for _ in range(2):
+        received = []
+        async with open_stream(client, base, {}, {}, provider="p", model="m") as stream:
+            async for chunk in stream:
+                received.append(chunk)
+                await asyncio.sleep(0)
+        assert b"".join(received) == body
+    assert server.connections == 1  # read to its end: the connection went back to the pool
+    await client.aclose()

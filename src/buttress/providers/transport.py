@@ -173,7 +173,9 @@ class _Body(httpx.AsyncByteStream):
         state = self._state
         try:
             while True:
-                if state.body:
+                # bytes keep arriving while the reader holds a chunk: drain before asking
+                # whether the body is complete, or its last chunks would be left behind
+                while state.body:
                     chunks, state.body, state.buffered = state.body, [], 0
                     for chunk in chunks:
                         yield chunk
