@@ -240,21 +240,19 @@ class OpenAICompatProvider(Provider):
                       "model": obj.get("model") or None,
                       "system_fingerprint": obj.get("system_fingerprint"),
                       "response_id": obj.get("id"), "logprobs": logprobs}
-            for name in _CHUNK_STRINGS:
+            for name, wire_name in _CHUNK_STRINGS.items():
                 value = fields[name]
                 if value is not None and not isinstance(value, str):
-                    raise TypeError(f"{_CHUNK_WIRE_NAMES[name]} is a {type(value).__name__}, "
-                                    "not a string")
+                    raise TypeError(f"{wire_name} is a {type(value).__name__}, not a string")
             return trusted(StreamChunk, fields)
         except SHAPE_ERRORS as exc:
             raise MalformedResponse(f"unreadable stream chunk: {describe_shape_error(exc)}",
                                     provider=self.name, model=model) from exc
 
 
-#: the chunk's string fields that come from the wire as they are, and their wire names
-_CHUNK_STRINGS = ("text", "model", "system_fingerprint", "response_id")
-_CHUNK_WIRE_NAMES = {"text": "delta.content", "model": "model",
-                     "system_fingerprint": "system_fingerprint", "response_id": "id"}
+#: the chunk's string fields that come from the wire as they are, by their wire names
+_CHUNK_STRINGS = {"text": "delta.content", "model": "model",
+                  "system_fingerprint": "system_fingerprint", "response_id": "id"}
 
 
 def _message(m: Message) -> dict[str, Any]:
