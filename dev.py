@@ -4,14 +4,21 @@
     python3 dev.py demo    # .venv: buttress + the embedded model + the gateway; runs the example
     python3 dev.py test    # .venv-test: everything + dev tools; ruff, mypy, the whole test suite
 
-Needs only Python >= 3.11 and a C compiler (llama-cpp-python builds from source once; pip caches
-the wheel).
+Needs only Python >= 3.11 and a C compiler. llama-cpp-python builds from source once, into a
+wheel kept in ~/.cache/buttress-dev/wheels (per build settings) that both virtualenvs install.
+
+On x86-64 Linux llama.cpp is built for this CPU's vector extensions as /proc/cpuinfo lists them,
+except AMX: its own "native" build turns on the AMX kernels wherever the CPU flags show AMX, and
+on virtual machines that show AMX without granting it (seen on this project's CI machines) every
+generation dies with a general protection fault in ``ldtilecfg``. The tiny bundled model gains
+nothing from AMX.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import subprocess
 import sys
 import venv
@@ -19,11 +26,61 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 ENVS = {"demo": (ROOT / ".venv", "local,gateway"), "test": (ROOT / ".venv-test", "all,dev")}
+LLAMA = "llama-cpp-python>=0.3.2"  # as pyproject.toml's "local" extra asks
+WHEELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "buttress-dev" / "wheels"
+
+#: llama.cpp's build option for each x86 extension, by the /proc/cpuinfo flags it needs
+X86_OPTIONS = {
+    "GGML_SSE42": ("sse4_2",), "GGML_AVX": ("avx",), "GGML_AVX2": ("avx2",),
+    "GGML_FMA": ("fma",), "GGML_F16C": ("f16c",), "GGML_BMI2": ("bmi2",),
+    "GGML_AVX_VNNI": ("avx_vnni",),
+    "GGML_AVX512": ("avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw"),
+    "GGML_AVX512_VBMI": ("avx512vbmi",), "GGML_AVX512_VNNI": ("avx512_vnni",),
+    "GGML_AVX512_BF16": ("avx512_bf16",),
+}
 
 
 def run(*cmd: str | Path, **kw: object) -> None:
     print("+", " ".join(str(c) for c in cmd), flush=True)
     subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kw)  # type: ignore[call-overload]
+
+
+def llama_cmake_args(cpuinfo: str | None = None) -> str:
+    """llama.cpp's CMake options for this machine: on x86-64 Linux every vector extension the
+    CPU lists, AMX off; elsewhere llama.cpp's own native build."""
+    if cpuinfo is None:
+        if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
+            return ""
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            break
+    options = ["-DGGML_NATIVE=OFF", "-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF",
+               "-DGGML_AMX_BF16=OFF"]
+    options += [f"-D{option}={'ON' if flags.issuperset(needs) else 'OFF'}"
+                for option, needs in X86_OPTIONS.items()]
+    return " ".join(options)
+
+
+def llama_wheel(python: Path) -> Path:
+    """The llama-cpp-python wheel built with ``llama_cmake_args``, built on first need.
+
+    Built here rather than left to ``pip install``: pip's own wheel cache is keyed by the
+    source, not by CMake options, so it would hand back a wheel built with other settings."""
+    args = llama_cmake_args()
+    house = WHEELS / hashlib.sha256(f"{LLAMA}|{args}|{platform.machine()}".encode()
+                                    ).hexdigest()[:16]
+    built = sorted(house.glob("llama_cpp_python-*.whl"))
+    if not built:
+        print(f"building llama-cpp-python ({args or 'native'}): several minutes, once ...",
+              flush=True)
+        house.mkdir(parents=True, exist_ok=True)
+        run(python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-cache-dir",
+            "--wheel-dir", house, LLAMA, env={**os.environ, "CMAKE_ARGS": args})
+        built = sorted(house.glob("llama_cpp_python-*.whl"))
+    return built[-1]
 
 
 def ensure_env(kind: str) -> Path:
@@ -35,10 +92,14 @@ def ensure_env(kind: str) -> Path:
         venv.EnvBuilder(with_pip=True, clear=True).create(path)
         run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     stamp = path / ".buttress-stamp"
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()
+                            + llama_cmake_args().encode()).hexdigest()
     if not stamp.exists() or stamp.read_text() != digest:
         print(f"installing buttress[{extras}] into {path.name} (the first time builds "
               "llama-cpp-python: several minutes) ...", flush=True)
+        # the llama-cpp-python wheel built for this machine, then buttress with it in place
+        run(python, "-m", "pip", "install", "--quiet", "--force-reinstall", "--no-deps",
+            llama_wheel(python))
         run(python, "-m", "pip", "install", "--quiet", "-e", f".[{extras}]")
         stamp.write_text(digest)
     return path / "bin"
