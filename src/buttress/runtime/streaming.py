@@ -150,7 +150,7 @@ class CallStream:
         target = won.clock.target
         assembler = StreamAssembler()
         loop = asyncio.get_running_loop()
-        watchdog = _Watchdog()
+        watchdog = _Watchdog(loop)
         timer = loop.call_at(loop.time() + max(0.0, call.policy.deadline_s -
                                                (runtime.clock.now() - self._start)),
                              watchdog.fire)
@@ -158,27 +158,12 @@ class CallStream:
             for chunk in won.value.head:
                 assembler.add(chunk)
                 yield chunk
-            read = won.value.chunks.__anext__
-            current_task = asyncio.current_task
+            chunks = won.value.chunks
             while True:
-                # the watchdog's read, inline: this runs for every chunk of every stream
-                if watchdog.expired:
-                    raise TimeoutError
-                task = current_task(loop)  # given the loop, it need not look it up
-                assert task is not None
-                cancelling = task.cancelling()
-                watchdog.task = task
                 try:
-                    chunk = await read()
+                    chunk = await watchdog.read(chunks)
                 except StopAsyncIteration:
                     break
-                except asyncio.CancelledError:
-                    # our cancellation (and no one else's): the deadline passed during the read
-                    if watchdog.expired and task.uncancel() <= cancelling:
-                        raise TimeoutError from None
-                    raise
-                finally:
-                    watchdog.task = None
                 assembler.add(chunk)
                 yield chunk
             completion = assembler.completion()
@@ -245,20 +230,37 @@ class _Watchdog:
     ``asyncio.timeout_at`` around each read would arm and cancel a timer per chunk. Instead the
     timer fires once, at the deadline: if a read is waiting then, it cancels the reading task
     (and the read raises ``TimeoutError``, as under ``asyncio.timeout``); if the consumer is busy
-    between chunks, the next read raises ``TimeoutError`` without waiting. The reads are
-    ``CallStream._iterate``'s own (inline: they run for every chunk of every stream).
+    between chunks, the next read raises ``TimeoutError`` without waiting.
     """
 
-    __slots__ = ("expired", "task")
+    __slots__ = ("expired", "loop", "task")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.expired = False
-        self.task: asyncio.Task[object] | None = None  # the task waiting in a read, if any
+        self.loop = loop
+        self.task: asyncio.Task[object] | None = None  # the task waiting in ``read``, if any
 
     def fire(self) -> None:
         self.expired = True
         if self.task is not None:
             self.task.cancel()
+
+    async def read(self, chunks: AsyncIterator[StreamChunk]) -> StreamChunk:
+        if self.expired:
+            raise TimeoutError
+        task = asyncio.current_task(self.loop)  # given the loop, it need not look it up
+        assert task is not None
+        cancelling = task.cancelling()
+        self.task = task
+        try:
+            return await anext(chunks)
+        except asyncio.CancelledError:
+            # our cancellation (and no one else's): the deadline passed during the read
+            if self.expired and task.uncancel() <= cancelling:
+                raise TimeoutError from None
+            raise
+        finally:
+            self.task = None
 
 
 def _interrupted(exc: BaseException, partial: str, target: Target) -> StreamInterrupted:
