@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 ENVS = {"demo": (ROOT / ".venv", "local,gateway"), "test": (ROOT / ".venv-test", "all,dev")}
 LLAMA = "llama-cpp-python>=0.3.2"  # as pyproject.toml's "local" extra asks
-WHEELS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "buttress-dev" / "wheels"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+WHEELS = CACHE / "buttress-dev" / "wheels"
 
 #: llama.cpp's build option for each x86 extension, by the /proc/cpuinfo flags it needs
 X86_OPTIONS = {
@@ -84,7 +85,8 @@ def llama_wheel(python: Path) -> Path:
 
 
 def ensure_env(kind: str) -> Path:
-    """Create the virtualenv if missing; reinstall when pyproject.toml changed."""
+    """Create the virtualenv if missing; reinstall when pyproject.toml or the llama.cpp build
+    settings changed."""
     path, extras = ENVS[kind]
     python = path / "bin" / "python"
     if not python.exists():
