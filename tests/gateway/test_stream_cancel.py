@@ -4,6 +4,8 @@ goes away. Only that cancellation is absorbed: anyone else's (a server shutting 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +44,17 @@ class Client:
         self.sent.append(message)
 
 
+@contextlib.asynccontextmanager
 async def serve_one(tmp_path: Path, *, leave_after: bool = False
-                    ) -> tuple[GatewayApp, GatedProvider, Client, asyncio.Task[None]]:
-    """The app serving one streamed request in a task of its own. ``leave_after``: once the
-    app returns, the client leaves and the task awaits a few times more (as a server's task
-    does after the app), where a cancellation meant for the finished stream would land."""
+                    ) -> AsyncIterator[tuple[GatewayApp, GatedProvider, Client,
+                                             asyncio.Task[None]]]:
+    """The app serving one streamed request in a task of its own, once its first chunk is
+    out and the provider hangs. ``leave_after``: once the app returns, the client leaves and
+    the task awaits a few times more (as a server's task does after the app), where a
+    cancellation meant for the finished stream would land."""
     provider = GatedProvider()
-    app = GatewayApp(build_gateway(write_project(tmp_path), env={},
-                                   providers={"mock": provider}))
+    gateway = build_gateway(write_project(tmp_path), env={}, providers={"mock": provider})
+    app = GatewayApp(gateway)
     client = Client()
 
     async def request() -> None:
@@ -60,8 +65,16 @@ async def serve_one(tmp_path: Path, *, leave_after: bool = False
                 await asyncio.sleep(0)
 
     task = asyncio.create_task(request())
-    await provider.entered.wait()  # the first chunk is out; the provider now hangs
-    return app, provider, client, task
+    try:
+        await provider.entered.wait()
+        yield app, provider, client, task
+    finally:
+        provider.gate.set()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(task, 5)
+        await gateway.client.aclose()
+        if gateway.key_store is not None:
+            gateway.key_store.close()
 
 
 def statuses(app: GatewayApp, tmp_path: Path) -> list[str]:
@@ -77,30 +90,27 @@ def statuses(app: GatewayApp, tmp_path: Path) -> list[str]:
 
 async def test_a_client_that_leaves_ends_the_request_quietly_and_is_recorded(
         tmp_path: Path) -> None:
-    app, _provider, client, task = await serve_one(tmp_path)
-    client.leave.set()
-    await asyncio.wait_for(task, 5)  # returns: no CancelledError out of the app
-    assert not task.cancelled()
-    assert statuses(app, tmp_path) == ["cancelled"]
-    await app.gateway.client.aclose()
+    async with serve_one(tmp_path) as (app, _provider, client, task):
+        client.leave.set()
+        await asyncio.wait_for(task, 5)  # returns: no CancelledError out of the app
+        assert not task.cancelled()
+        assert statuses(app, tmp_path) == ["cancelled"]
 
 
 async def test_someone_elses_cancellation_is_not_swallowed(tmp_path: Path) -> None:
-    app, _provider, _client, task = await serve_one(tmp_path)
-    task.cancel()  # e.g. the server giving up on its drain
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert statuses(app, tmp_path) == ["cancelled"]
-    await app.gateway.client.aclose()
+    async with serve_one(tmp_path) as (app, _provider, _client, task):
+        task.cancel()  # e.g. the server giving up on its drain
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert statuses(app, tmp_path) == ["cancelled"]
 
 
 async def test_a_stream_that_ends_is_not_cancelled_by_its_watcher_ending_after_it(
         tmp_path: Path) -> None:
-    app, provider, client, task = await serve_one(tmp_path, leave_after=True)
-    provider.gate.set()
-    await asyncio.wait_for(task, 5)  # no stray cancellation after the app returned
-    assert not task.cancelled()
-    body = b"".join(m.get("body", b"") for m in client.sent)
-    assert body.endswith(b"data: [DONE]\n\n")
-    assert statuses(app, tmp_path) == ["ok"]
-    await app.gateway.client.aclose()
+    async with serve_one(tmp_path, leave_after=True) as (app, provider, client, task):
+        provider.gate.set()
+        await asyncio.wait_for(task, 5)  # no stray cancellation after the app returned
+        assert not task.cancelled()
+        body = b"".join(m.get("body", b"") for m in client.sent)
+        assert body.endswith(b"data: [DONE]\n\n")
+        assert statuses(app, tmp_path) == ["ok"]
