@@ -21,7 +21,7 @@ from buttress.ledger.records import (
     request_payload,
 )
 from buttress.ledger.redaction import Redactor
-from buttress.ledger.rows import CallRows, dumps
+from buttress.ledger.rows import CallRows, dumps, tag_pairs, tags_json
 from buttress.ledger.writer import LedgerWriter, PendingCall
 from buttress.runtime.hooks import Outcome
 from buttress.runtime.result import Attempt, Call, CallResult
@@ -91,12 +91,11 @@ class LedgerHook:
             usage.completion_tokens, usage.cached_tokens, usage.reasoning_tokens,
             result.cost_usd, result.cost_saved_usd, None, None,  # tier, confidence
             tries[0].started_at, len(tries), call.prompt_commit,
-            "[]" if tags == () else dumps(list(tags)), dumps(request),
+            tags_json(tags), dumps(request),
             None if value is None else dumps(value), None, None,  # validation outcome, reasons
             boolean(result.cache_hit),
         )
-        return (row, [(call_id, tag) for tag in dict.fromkeys(tags)] if tags else [],
-                [_attempt_row(call_id, a) for a in tries])
+        return row, tag_pairs(call_id, tags), [_attempt_row(call_id, a) for a in tries]
 
     def _failed(self, asked: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
         """The fields of a call that ended without an answer, over those of what it asked."""

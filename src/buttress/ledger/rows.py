@@ -82,7 +82,7 @@ def call_row(c: CallRecord, boolean: Callable[[bool], Any] = bool) -> tuple[Any,
     d = c.__dict__
     v, tags, value = d["validation"], d["tags"], d["output_value"]
     return (
-        *_call_as_is(d), "[]" if tags == () else dumps(list(tags)), dumps(d["request"]),
+        *_call_as_is(d), tags_json(tags), dumps(d["request"]),
         None if value is None else dumps(value),
         None if v is None else v.outcome, None if v is None else dumps(list(v.reasons)),
         boolean(d["cache_hit"]),
@@ -98,8 +98,18 @@ def feedback_row(f: FeedbackRecord) -> tuple[Any, ...]:
     return _feedback_fields(f.__dict__)  # type: ignore[no-any-return]
 
 
+def tags_json(tags: tuple[str, ...]) -> str:
+    """The ``tags`` column of a call with these tags."""
+    return "[]" if tags == () else dumps(list(tags))
+
+
+def tag_pairs(call_id: str, tags: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The ``call_tags`` rows of one call: each tag once."""
+    return [(call_id, tag) for tag in dict.fromkeys(tags)] if tags else []
+
+
 def tag_rows(calls: Sequence[CallRecord]) -> list[tuple[str, str]]:
-    return [(c.call_id, tag) for c in calls if c.tags for tag in dict.fromkeys(c.tags)]
+    return [pair for c in calls for pair in tag_pairs(c.call_id, c.tags)]
 
 
 CallRows = tuple[tuple[Any, ...], list[tuple[str, str]], list[tuple[Any, ...]]]
@@ -108,7 +118,8 @@ CallRows = tuple[tuple[Any, ...], list[tuple[str, str]], list[tuple[Any, ...]]]
 
 def call_rows(call: CallRecord, attempts: Sequence[AttemptRecord],
               boolean: Callable[[bool], Any] = bool) -> CallRows:
-    return call_row(call, boolean), tag_rows((call,)), [attempt_row(a) for a in attempts]
+    return (call_row(call, boolean), tag_pairs(call.call_id, call.tags),
+            [attempt_row(a) for a in attempts])
 
 
 def call_from_row(row: Sequence[Any]) -> CallRecord:

@@ -206,12 +206,11 @@ class OpenAICompatProvider(Provider):
             redact_secret(exc, self._secret)
             raise
 
-    def parse_chunk(self, data: bytes | str, *, model: str) -> StreamChunk:
+    def parse_chunk(self, data: bytes, *, model: str) -> StreamChunk:
         """A ``StreamChunk`` from one SSE ``data:`` payload."""
-        raw = data.encode() if isinstance(data, str) else data
-        obj = parse_json(raw, provider=self.name, model=model, what="stream event")
+        obj = parse_json(data, provider=self.name, model=model, what="stream event")
         if not isinstance(obj, dict):
-            raise MalformedResponse(f"stream event is not a JSON object: {raw[:200]!r}",
+            raise MalformedResponse(f"stream event is not a JSON object: {data[:200]!r}",
                                     provider=self.name, model=model)
         if obj.get("error"):
             raise error_from_object(obj["error"], provider=self.name, model=model)
