@@ -21,14 +21,15 @@ import os
 import platform
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 ENVS = {"demo": (ROOT / ".venv", "local,gateway"), "test": (ROOT / ".venv-test", "all,dev")}
-LLAMA = "llama-cpp-python>=0.3.2"  # as pyproject.toml's "local" extra asks
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 WHEELS = CACHE / "buttress-dev" / "wheels"
+PYTHON = f"{sys.implementation.name}-{sys.version_info.major}.{sys.version_info.minor}"
 
 #: llama.cpp's build option for each x86 extension, by the /proc/cpuinfo flags it needs
 X86_OPTIONS = {
@@ -65,21 +66,33 @@ def llama_cmake_args(cpuinfo: str | None = None) -> str:
     return " ".join(options)
 
 
+def llama_requirement(pyproject: Path = ROOT / "pyproject.toml") -> str:
+    """llama-cpp-python as pyproject.toml's "local" extra asks for it."""
+    extra = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]["local"]
+    return next(r for r in extra if r.startswith("llama-cpp-python"))
+
+
+def wheelhouse(requirement: str, args: str, python: str = PYTHON) -> Path:
+    """Where the wheel built for this requirement, these settings and this interpreter lives
+    (a wheel is for one Python version: another version gets its own)."""
+    key = f"{requirement}|{args}|{platform.machine()}|{python}"
+    return WHEELS / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def llama_wheel(python: Path) -> Path:
     """The llama-cpp-python wheel built with ``llama_cmake_args``, built on first need.
 
     Built here rather than left to ``pip install``: pip's own wheel cache is keyed by the
     source, not by CMake options, so it would hand back a wheel built with other settings."""
-    args = llama_cmake_args()
-    house = WHEELS / hashlib.sha256(f"{LLAMA}|{args}|{platform.machine()}".encode()
-                                    ).hexdigest()[:16]
+    args, requirement = llama_cmake_args(), llama_requirement()
+    house = wheelhouse(requirement, args)
     built = sorted(house.glob("llama_cpp_python-*.whl"))
     if not built:
         print(f"building llama-cpp-python ({args or 'native'}): several minutes, once ...",
               flush=True)
         house.mkdir(parents=True, exist_ok=True)
         run(python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-cache-dir",
-            "--wheel-dir", house, LLAMA, env={**os.environ, "CMAKE_ARGS": args})
+            "--wheel-dir", house, requirement, env={**os.environ, "CMAKE_ARGS": args})
         built = sorted(house.glob("llama_cpp_python-*.whl"))
     return built[-1]
 

@@ -158,6 +158,24 @@ async def test_feature_routing_appends_messages_after_prompt(harness: Harness) -
     assert record.session_id == "s1"
 
 
+async def test_a_key_pasted_into_names_never_reaches_the_ledger(harness: Harness) -> None:
+    # the usual slip: an API key where a user id, a tag or the model name belongs
+    key = "sk-proj-" + "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2"
+    names = {"x-buttress-user": key, "x-buttress-session": f"s-{key}",
+             "x-buttress-tags": f"team, {key}"}
+    await harness.sdk().chat.completions.create(
+        model="gpt", messages=[{"role": "user", "content": "hi"}], extra_headers=names)
+    with pytest.raises(openai.NotFoundError):
+        await harness.sdk().chat.completions.create(
+            model=key, messages=[{"role": "user", "content": "hi"}], extra_headers=names)
+    records = harness.records()
+    assert sorted(r.status for r in records) == ["error", "ok"]
+    assert all(key not in r.model_dump_json() for r in records)
+    assert {(r.user_id, r.session_id, r.tags) for r in records} == {
+        ("[REDACTED:secret]", "s-[REDACTED:secret]", ("team", "[REDACTED:secret]"))}
+    assert [r.model_requested for r in records if r.status == "error"] == ["[REDACTED:secret]"]
+
+
 async def test_fallback_shows_in_headers(harness: Harness) -> None:
     harness.mock.script = iter([ProviderUnavailable("down")] * 5)
     harness.mock.__post_init__()

@@ -57,13 +57,14 @@ class Outcomes:
 
     def call(self, *, messages: tuple[Message, ...] | None = None, feature: str | None = None,
              tags: tuple[str, ...] = (), key_id: str | None = "key_7f3a9c2e",
-             params: dict[str, Any] | None = None, **fields: Any) -> Call:
+             params: dict[str, Any] | None = None, model: str = "mock-gpt",
+             **fields: Any) -> Call:
         self.n += 1
         call_id = f"{self.n:016x}{'ab' * 8}"
         request = CallRequest(
             model="mock-gpt", messages=messages or (Message.user("Say hello in one sentence."),),
             **({"max_tokens": 64} if params is None else params))
-        return Call(request=request, targets=(Target(provider="mock", model="mock-gpt"),),
+        return Call(request=request, targets=(Target(provider="mock", model=model),),
                     call_id=call_id, trace_id=f"t-{call_id}", environment="production",
                     key_id=key_id, feature=feature, tags=tags,
                     prompt_name="p" if feature else None, prompt_version="v1" if feature else None,
@@ -133,6 +134,9 @@ def outcomes() -> Iterator[tuple[str, Outcome, bool]]:
         _attempt(0), _attempt(1, kind="hedge", status="cancelled"))), True
     yield "store mode", o.answered("plain text", feature="keep"), True
     yield "email in store mode", o.answered("mail jane@example.com", feature="keep"), True
+    # names are checked for secrets only: personal data in them is kept as it is
+    yield "email as the user id", o.answered(user_id="jane@example.com",
+                                             tags=("415-555-2671",)), True
     # what redaction changes, or may: the records' way
     yield "secret asked", o.answered(
         "ok", messages=(Message.user("my key is " + OPENAI_KEY),)), False
@@ -149,6 +153,10 @@ def outcomes() -> Iterator[tuple[str, Outcome, bool]]:
         _attempt(0, status="error", error="bad key " + OPENAI_KEY, error_kind="auth"),
         _attempt(1, kind="fallback"))), False
     yield "secret in extras", o.answered(params={"extra": {"auth": "Bearer " + OPENAI_KEY}}), False
+    yield "secret as an object key", o.answered(params={"extra": {OPENAI_KEY: "x"}}), False
+    yield "secret in the names", o.answered(
+        user_id="u-" + OPENAI_KEY, session_id=UPSTREAM_KEY, parent_id="p " + OPENAI_KEY,
+        tags=("team", "key:" + UPSTREAM_KEY)), False
     for mode in ("hashed", "dropped"):
         yield f"{mode} content", o.answered("plain text", feature=mode), False
     yield "checked", o.answered('{"name": "a", "n": 1}', feature="summarise", result={
@@ -173,3 +181,5 @@ def outcomes() -> Iterator[tuple[str, Outcome, bool]]:
     yield "cancelled", o.failed(None, (_attempt(0, status="cancelled", usage=Usage(),
                                                 cost=None),), cancelled=True), False
     yield "refused", o.failed(ValueError("refused for jane@example.com"), ()), False
+    yield "a secret as the model", o.failed(ValueError("no such model"), (),
+                                            model=OPENAI_KEY), False

@@ -90,6 +90,20 @@ async def test_the_writer_stores_what_the_records_would(backend: Backend,
         other.cleanup()
 
 
+async def test_no_secret_is_stored_and_names_keep_personal_data(backend: Backend) -> None:
+    writer = LedgerWriter(backend.open(), redactor=redactor(), batch_size=5)
+    hook = LedgerHook(writer, clock=FixedWall())
+    for _, outcome, _ in OUTCOMES:
+        await hook.after(outcome)
+    writer.close(timeout=30)
+    stored = [value for rows in dump(backend).values() for row in rows for _, value in row
+              if isinstance(value, str)]
+    assert [v for v in stored if OPENAI_KEY in v or UPSTREAM_KEY in v] == []
+    assert "u-[REDACTED:secret]" in stored
+    assert "jane@example.com" in stored  # a user id
+    assert "415-555-2671" in stored  # a tag
+
+
 class FlakyStore(SQLiteStore):
     """Fails its first ``write_rows``, as a full disk would."""
 

@@ -50,3 +50,14 @@ def test_avx512_needs_every_extension_its_option_compiles_for() -> None:
     got = options(SAPPHIRE_RAPIDS_VM.replace(" avx512bw", ""))
     assert got["GGML_AVX512"] == "OFF"
     assert got["GGML_AVX2"] == "ON"
+
+
+def test_the_wheel_is_kept_per_requirement_settings_and_python() -> None:
+    # a wheel built by one Python version does not install into another's virtualenv
+    assert dev.llama_requirement().startswith("llama-cpp-python")
+    here = dev.wheelhouse("llama-cpp-python>=0.3.2", "-DGGML_NATIVE=OFF")
+    assert dev.wheelhouse("llama-cpp-python>=0.3.2", "-DGGML_NATIVE=OFF") == here
+    assert dev.wheelhouse("llama-cpp-python>=0.3.9", "-DGGML_NATIVE=OFF") != here
+    assert dev.wheelhouse("llama-cpp-python>=0.3.2", "") != here
+    assert dev.wheelhouse("llama-cpp-python>=0.3.2", "-DGGML_NATIVE=OFF",
+                          "cpython-399") != here

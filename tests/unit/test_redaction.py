@@ -185,6 +185,49 @@ def test_attempt_errors_and_feedback_comments_are_scrubbed() -> None:
     assert r.feedback(f).comment == "send to [REDACTED:email]"
 
 
+@pytest.mark.parametrize("mode", ["store", "redact", "hash", "drop"])
+def test_the_names_a_call_goes_by_are_scrubbed_of_secrets_in_every_mode(mode: str) -> None:
+    # what callers name a call by, such as a key pasted as a user id or a model by mistake
+    record = CallRecord(call_id="c", feature="f", created_at=0.0, request={"model": "m"},
+                        user_id=f"u {OPENAI_KEY}", session_id=f"s {GITHUB_TOKEN}",
+                        parent_id=f"p {AWS_KEY}", model_requested=OPENAI_KEY,
+                        model_served=f"m {ANTHROPIC_KEY}", tags=("team:a", f"k:{GOOGLE_KEY}"))
+    out = Redactor(features={"f": mode}).call(record)  # type: ignore[dict-item]
+    assert (out.user_id, out.session_id, out.parent_id, out.model_requested,
+            out.model_served, out.tags) == (
+        "u [REDACTED:secret]", "s [REDACTED:secret]", "p [REDACTED:secret]",
+        "[REDACTED:secret]", "m [REDACTED:secret]", ("team:a", "k:[REDACTED:secret]"))
+
+
+def test_names_keep_their_personal_data() -> None:
+    # an email address used as a user id is how the app tells its users apart
+    record = CallRecord(call_id="c", created_at=0.0, request={"model": "m"},
+                        output_text="to jane@example.com", user_id="jane@example.com",
+                        session_id="415-555-2671", tags=("jane@example.com",))
+    out = Redactor().call(record)
+    assert out.output_text == "to [REDACTED:email]"
+    assert (out.user_id, out.session_id, out.tags) == (
+        "jane@example.com", "415-555-2671", ("jane@example.com",))
+    assert Redactor().keeps("", {"model": "m"}, names=("jane@example.com",))
+    assert not Redactor().keeps("", {"model": "m"}, names=(OPENAI_KEY,))
+    assert not Redactor(secrets=["lit-3e2"]).keeps("", {"model": "m"}, names=("a", "lit-3e2"))
+
+
+@pytest.mark.parametrize("mode", ["store", "redact", "hash", "drop"])
+def test_object_keys_are_scrubbed_of_secrets_in_every_mode(mode: str) -> None:
+    record = CallRecord(call_id="c", feature="f", created_at=0.0, request={
+        "model": "m", "extra": {OPENAI_KEY: "v", "n": [{f"Bearer {GITHUB_TOKEN}": 1}]}},
+        output_value={OPENAI_KEY: {"ok": 1}})
+    red = Redactor(features={"f": mode})  # type: ignore[dict-item]
+    assert not red.keeps("f", record.request)
+    out = red.call(record)
+    assert out.request["extra"] == {"[REDACTED:secret]": "v",
+                                    "n": [{"Bearer [REDACTED:secret]": 1}]}
+    assert OPENAI_KEY not in out.model_dump_json()
+    if mode in ("store", "redact"):
+        assert out.output_value == {"[REDACTED:secret]": {"ok": 1}}
+
+
 def test_unknown_mode_is_a_config_error_naming_the_feature() -> None:
     with pytest.raises(ConfigError, match="triage: unknown redaction mode 'shred'"):
         Redactor(features={"triage": "shred"})  # type: ignore[dict-item]

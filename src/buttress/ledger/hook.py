@@ -78,7 +78,9 @@ class LedgerHook:
         feature, request = call.feature or "", request_payload(call.request)
         value = _tool_calls(completion.tool_calls)
         if not redactor.keeps(feature, request, value,
-                              (completion.text, *[a.error for a in tries])):
+                              (completion.text, *[a.error for a in tries]),
+                              (call.user_id, call.session_id, call.parent_id,
+                               result.model_requested, result.model_served, *call.tags)):
             return None
         usage, ttft, call_id, tags = completion.usage, outcome.ttft_s, call.call_id, call.tags
         row = (  # in CALL_INSERT_COLUMNS order

@@ -8,8 +8,11 @@ The policy is per feature, for content (request messages, output text and parsed
 - ``drop``: keep no content at all.
 
 Secrets (built-in key patterns and the literal values given, such as provider keys read from the
-environment) are scrubbed from every string in every mode, including parameters, error messages
-and feedback comments: no policy can persist a secret.
+environment) are scrubbed from every string in every mode, including parameters, error messages,
+feedback comments, the keys of nested objects and what callers name a call by (user and session
+ids, parent id, tags, the model asked for): no policy can persist a secret. Those names are
+scrubbed of secrets only, never of personal data: an email address used as a user id is how
+the app tells its users apart.
 """
 
 from __future__ import annotations
@@ -83,6 +86,13 @@ def _only_literals(ungated: Sequence[tuple[Detector, Sequence[str]]],
     return [cast(LiteralDetector, d) for d, _ in ungated]
 
 
+def _clean(joined: str, gate: _Gate | None, literals: list[LiteralDetector]) -> bool:
+    """Whether ``joined`` holds no trigger of ``gate`` and none of the ``literals``."""
+    if gate is not None and gate.search(joined.lower()) is not None:
+        return False
+    return not any(value in joined for detector in literals for value in detector.values)
+
+
 def _texts(value: Any, out: list[str]) -> bool:
     """Adds to ``out`` every string ``_walk`` would visit in ``value``. False when ``value``
     holds a container ``_walk`` would rebuild as another type (a named tuple becomes a list),
@@ -92,6 +102,9 @@ def _texts(value: Any, out: list[str]) -> bool:
         out.append(value)
         return True
     if kind is dict:
+        for key in value:
+            if type(key) is str:
+                out.append(key)
         value = value.values()
     elif kind is not list and kind is not tuple:
         return not isinstance(value, str | dict | list | tuple)
@@ -103,14 +116,39 @@ def _texts(value: Any, out: list[str]) -> bool:
     return True
 
 
-def _walk(value: Any, fn: _Text) -> Any:
+def _request_texts(request: dict[str, Any], out: list[str]) -> bool:
+    """``_texts`` of a stored request, but for its own field names and its messages' (the
+    ledger's words, which ``Redactor._request`` leaves as they are: "max_tokens" would meet
+    the gate's "token" in every call)."""
+    for key, value in request.items():
+        if key == "messages" and isinstance(value, list | tuple):
+            for message in value:
+                if type(message) is not dict:
+                    if not _texts(message, out):
+                        return False
+                    continue
+                for item in message.values():
+                    if not _texts(item, out):
+                        return False
+        elif not _texts(value, out):
+            return False
+    return True
+
+
+def _walk(value: Any, fn: _Text, key: Callable[[str], str]) -> Any:
+    """``value`` with ``fn`` applied to every string in it and ``key`` to every object key."""
     if isinstance(value, str):
         return fn(value)
     if isinstance(value, dict):
-        return {k: _walk(v, fn) for k, v in value.items()}
+        return {key(k) if isinstance(k, str) else k: _walk(v, fn, key)
+                for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_walk(v, fn) for v in value]
+        return [_walk(v, fn, key) for v in value]
     return value
+
+
+#: the strings a caller names a call by (besides its tags), scrubbed of secrets only
+IDENTITY_FIELDS = ("user_id", "session_id", "parent_id", "model_requested", "model_served")
 
 
 class Redactor:
@@ -216,17 +254,18 @@ class Redactor:
     def call(self, record: CallRecord) -> CallRecord:
         v = record.validation
         if self.keeps(record.feature, record.request, record.output_value,
-                      (record.output_text, record.error_message, *(v.reasons if v else ()))):
+                      (record.output_text, record.error_message, *(v.reasons if v else ())),
+                      (*[getattr(record, name) for name in IDENTITY_FIELDS], *record.tags)):
             return record
         return self._scrubbed(record, self.mode_for(record.feature))
 
     def keeps(self, feature: str, request: dict[str, Any], output_value: Any = None,
-              texts: Iterable[str | None] = ()) -> bool:
+              texts: Iterable[str | None] = (), names: Iterable[str | None] = ()) -> bool:
         """Whether redaction keeps as they are a call of ``feature`` with this request, parsed
         value and other texts (output text, error messages, validation reasons; None for
-        none), told by one gate search over all of them: the usual call holds no trigger of
-        any detector, and scrubbing it field by field, at three times the cost, would only
-        copy it.
+        none), and the names it goes by (``IDENTITY_FIELDS`` and tags, checked for secrets
+        only), told by one gate search over each: the usual call holds no trigger of any
+        detector, and scrubbing it field by field, at three times the cost, would only copy it.
 
         True only for ``redact`` and ``store`` (hashing and dropping change content whatever it
         holds), where one scrub serves every text, and only when every detector that ignores
@@ -244,7 +283,7 @@ class Redactor:
         if gate is None or literals is None:
             return False
         found: list[str] = []
-        if not _texts(request, found):
+        if not _request_texts(request, found):
             return False
         if output_value is not None and not _texts(output_value, found):
             return False
@@ -253,19 +292,23 @@ class Redactor:
                 if not isinstance(text, str):
                     return False
                 found.append(text)
-        joined = "\n".join(found)
-        if gate.search(joined.lower()) is not None:
+        if not _clean("\n".join(found), gate, literals):
             return False
-        for detector in literals:
-            for value in detector.values:
-                if value in joined:
-                    return False
+        named = [name for name in names if name is not None]
+        if named:
+            if self._literal_secret is None or any(type(n) is not str for n in named):
+                return False
+            return _clean("\n".join(named), self._gate_secret, self._literal_secret)
         return True
 
     def _scrubbed(self, record: CallRecord, mode: Mode) -> CallRecord:
         """``record`` with every text scrubbed, hashed or dropped, field by field."""
-        content, meta = self._content_fn(mode), self._meta_fn(mode)
-        update: dict[str, Any] = {"request": self._request(record.request, content, meta)}
+        content, meta, secrets = self._content_fn(mode), self._meta_fn(mode), self._secrets
+        update: dict[str, Any] = {
+            "request": self._request(record.request, content, meta),
+            "tags": tuple([secrets(t) for t in record.tags]),
+            **{name: secrets(value) for name in IDENTITY_FIELDS
+               if (value := getattr(record, name)) is not None}}
         if record.output_text is not None:
             update["output_text"] = content(record.output_text)
         if record.output_value is not None:
@@ -299,28 +342,30 @@ class Redactor:
         comment = self._content_fn(self.default)(record.comment)
         return record.evolve({"comment": comment})
 
+    def _secrets(self, text: str) -> str:
+        return self.scrub(text, personal=False)
+
     def _request(self, request: dict[str, Any], content: _Text, meta: _Text) -> dict[str, Any]:
+        # the top level's keys are the request's field names (the ledger's own)
         out: dict[str, Any] = {}
         for key, value in request.items():
             if key == "messages" and isinstance(value, list | tuple):
                 out[key] = [self._message(m, content, meta) for m in value]
             else:
-                out[key] = _walk(value, meta)
+                out[key] = _walk(value, meta, self._secrets)
         return out
 
-    @staticmethod
-    def _message(message: Any, content: _Text, meta: _Text) -> Any:
+    def _message(self, message: Any, content: _Text, meta: _Text) -> Any:
         if not isinstance(message, dict):
-            return _walk(message, content)
-        # the role is one of a few fixed words: nothing to scrub
+            return _walk(message, content, self._secrets)
+        # the keys are a message's field names; the role is one of a few fixed words
         return {k: v if k == "role" and isinstance(v, str) else
-                _walk(v, content if k in ("content", "tool_calls") else meta)
+                _walk(v, content if k in ("content", "tool_calls") else meta, self._secrets)
                 for k, v in message.items()}
 
-    @staticmethod
-    def _value(value: Any, mode: Mode, content: _Text) -> Any:
+    def _value(self, value: Any, mode: Mode, content: _Text) -> Any:
         if mode == "hash":
             return _sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str))
         if mode == "drop":
             return None
-        return _walk(value, content)
+        return _walk(value, content, self._secrets)
