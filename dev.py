@@ -21,7 +21,6 @@ import os
 import platform
 import subprocess
 import sys
-import tomllib
 import venv
 from pathlib import Path
 
@@ -29,7 +28,6 @@ ROOT = Path(__file__).resolve().parent
 ENVS = {"demo": (ROOT / ".venv", "local,gateway"), "test": (ROOT / ".venv-test", "all,dev")}
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 WHEELS = CACHE / "buttress-dev" / "wheels"
-PYTHON = f"{sys.implementation.name}-{sys.version_info.major}.{sys.version_info.minor}"
 
 #: llama.cpp's build option for each x86 extension, by the /proc/cpuinfo flags it needs
 X86_OPTIONS = {
@@ -68,14 +66,17 @@ def llama_cmake_args(cpuinfo: str | None = None) -> str:
 
 def llama_requirement(pyproject: Path = ROOT / "pyproject.toml") -> str:
     """llama-cpp-python as pyproject.toml's "local" extra asks for it."""
+    import tomllib  # here, so that Python < 3.11 still gets main's message, not an ImportError
+
     extra = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]["local"]
-    return next(r for r in extra if r.startswith("llama-cpp-python"))
+    return str(next(r for r in extra if r.startswith("llama-cpp-python")))
 
 
-def wheelhouse(requirement: str, args: str, python: str = PYTHON) -> Path:
-    """Where the wheel built for this requirement, these settings and this interpreter lives
-    (a wheel is for one Python version: another version gets its own)."""
-    key = f"{requirement}|{args}|{platform.machine()}|{python}"
+def wheelhouse(requirement: str, args: str) -> Path:
+    """Where the wheel built for this requirement and these settings lives. (The wheel is
+    ``py3-none``: llama-cpp-python loads its library through ctypes, so every Python version
+    shares it.)"""
+    key = f"{requirement}|{args}|{platform.machine()}"
     return WHEELS / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
