@@ -15,11 +15,8 @@
 # ../shared/bench/gateway/setup.sh run once. WORKTREE is the working tree (uncommitted changes).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-H=$(cd "$ROOT/../shared/bench/gateway" && pwd)
-export BENCH_DIR=${BENCH_DIR:-/tmp/bench}
-P=$BENCH_DIR/harness-venv/bin/python
-[ -x "$P" ] || { echo "no harness venv at $P: run $H/setup.sh first" >&2; exit 2; }
-BUTTRESS_PY=${BUTTRESS_PY:-$ROOT/.venv-test/bin/python}
+. "$ROOT/bench/gateway_project.sh"
+bench_env "$ROOT"
 A=${1:?revision A}; B=${2:?revision B}; ROUNDS=${3:-3}
 RATE=${RATE:-500}; DURATION=${DURATION:-10}; WARMUP=${WARMUP:-4}
 STREAM_ARG=(); [ "${STREAM:-0}" = 1 ] && STREAM_ARG=(--stream)
@@ -30,7 +27,6 @@ for side in A B; do
   if [ "$rev" = WORKTREE ]; then cp -r "$ROOT/src" "$WORK/$side/src"
   else git -C "$ROOT" archive "$rev" src | tar -x -C "$WORK/$side"; fi
 done
-. "$ROOT/bench/gateway_project.sh"
 GW_PID=""
 cleanup() {
   [ -n "$GW_PID" ] && kill -INT "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null || true
@@ -39,7 +35,6 @@ cleanup() {
 trap cleanup EXIT
 (cd "$H" && ./start_stack.sh mock >/dev/null)
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 load() {  # load SECRET RATE DURATION: the load generator's summary line
   taskset -c 0 "$P" "$H/loadgen.py" --url http://127.0.0.1:8080/v1/chat/completions \
     --rate "$2" --duration "$3" --model mock-gpt --header "Authorization: Bearer $1" \
@@ -51,9 +46,7 @@ for round in $(seq 1 "$ROUNDS"); do
     rev=$A; [ "$side" = B ] && rev=$B
     project="$WORK/p-$side-$round"; mkdir -p "$project"
     secret=$(bench_project "$project" "$WORK/$side/src" ab)
-    PYTHONPATH="$WORK/$side/src" taskset -c 1 "$BUTTRESS_PY" -c \
-      'from buttress.cli.main import main; main()' -C "$project" serve --port 8080 \
-      > "$project/serve.log" 2>&1 &
+    bench_serve "$project" "$WORK/$side/src" 8080 "$project/serve.log"
     GW_PID=$!
     for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8080/health >/dev/null && break; sleep 0.1; done
     load "$secret" 300 "$WARMUP" >/dev/null

@@ -6,21 +6,17 @@
 # Needs ../shared/bench/gateway/setup.sh once, and BUTTRESS_PY (default .venv-test's python).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-H=$(cd "$ROOT/../shared/bench/gateway" && pwd)
-export BENCH_DIR=${BENCH_DIR:-/tmp/bench}
-P=$BENCH_DIR/harness-venv/bin/python
-BUTTRESS_PY=${BUTTRESS_PY:-$ROOT/.venv-test/bin/python}
+. "$ROOT/bench/gateway_project.sh"
+bench_env "$ROOT"
 RATE=${RATE:-500}; ROUNDS=${ROUNDS:-2}; DURATION=${DURATION:-300}; PORT=${PORT:-8080}
 PROJECT=$(mktemp -d "$BENCH_DIR/buttress-soak.XXXXXX")
-. "$ROOT/bench/gateway_project.sh"
 SECRET=$(bench_project "$PROJECT" "$ROOT/src" soak)
 (cd "$H" && ./start_stack.sh mock >/dev/null)
 GW_PID=""
 cleanup() { [ -n "$GW_PID" ] && kill -INT "$GW_PID" 2>/dev/null; "$H/stop_stack.sh" mock >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 T0=$(date +%s.%N)
-PYTHONPATH="$ROOT/src" taskset -c 1 "$BUTTRESS_PY" -c 'from buttress.cli.main import main; main()' \
-  -C "$PROJECT" serve --port "$PORT" > "$BENCH_DIR/soak.log" 2>&1 &
+bench_serve "$PROJECT" "$ROOT/src" "$PORT" "$BENCH_DIR/soak.log"
 GW_PID=$!
 until curl -sf "http://127.0.0.1:$PORT/health" >/dev/null; do sleep 0.02; done
 echo "startup: $(echo "$(date +%s.%N) - $T0" | bc) s"

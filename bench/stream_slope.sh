@@ -12,14 +12,10 @@
 # once, and BUTTRESS_PY (default .venv-test's python).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-H=$(cd "$ROOT/../shared/bench/gateway" && pwd)
-export BENCH_DIR=${BENCH_DIR:-/tmp/bench}
-P=$BENCH_DIR/harness-venv/bin/python
-[ -x "$P" ] || { echo "no harness venv at $P: run $H/setup.sh first" >&2; exit 2; }
-BUTTRESS_PY=${BUTTRESS_PY:-$ROOT/.venv-test/bin/python}
+. "$ROOT/bench/gateway_project.sh"
+bench_env "$ROOT"
 RATE=${RATE:-20}; DURATION=${DURATION:-15}; PORT=${PORT:-8080}
 CHUNK_COUNTS=${CHUNK_COUNTS:-2 20 60}; TARGETS=${TARGETS:-buttress floor}
-. "$ROOT/bench/gateway_project.sh"
 GW_PID=""
 cleanup() {
   [ -n "$GW_PID" ] && kill -TERM "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null || true
@@ -27,7 +23,6 @@ cleanup() {
 }
 trap cleanup EXIT
 mock() { "$H/stop_stack.sh" mock >/dev/null 2>&1 || true; (cd "$H" && CHUNKS=$1 ./start_stack.sh mock >/dev/null); }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 load() {  # load SECRET RATE DURATION: the number of streams served
   taskset -c 0 "$P" "$H/loadgen.py" --url "http://127.0.0.1:$PORT/v1/chat/completions" \
     --rate "$2" --duration "$3" --model mock-gpt --header "Authorization: Bearer $1" --stream \
@@ -42,9 +37,7 @@ for target in $TARGETS; do
     taskset -c 1 "$P" "$H/ref_proxy_floor.py" --host 127.0.0.1 --port "$PORT" \
       --upstream http://127.0.0.1:9000 --key "$secret" > "$project/serve.log" 2>&1 &
   else
-    PYTHONPATH="$ROOT/src" taskset -c 1 "$BUTTRESS_PY" -c \
-      'from buttress.cli.main import main; main()' -C "$project" serve --port "$PORT" \
-      > "$project/serve.log" 2>&1 &
+    bench_serve "$project" "$ROOT/src" "$PORT" "$project/serve.log"
   fi
   GW_PID=$!
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
