@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -374,3 +376,22 @@ def test_demo_shows_retries_and_fallbacks_on_the_embedded_model(tmp_path: Path) 
     assert re.search(r"calls 8 · succeeded 8 · attempts \d+ · retries [1-9]", out)
     assert re.search(r"latency p50 .* · p95 ", out)
     assert "faults injected on the primary" in out
+
+
+def test_the_eval_group_is_listed_but_imported_only_when_named() -> None:
+    # `buttress serve` starts within its budget partly because it never imports the eval
+    # harness (nor PyYAML, which only prompt files with front matter need)
+    probe = ("import sys, buttress.cli.main; "
+             "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('buttress.')} "
+             "& {'evals'}), 'yaml' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["[]", "False"]
+    listing = runner.invoke(app, ["--help"])
+    assert listing.exit_code == 0
+    assert re.search(r"\beval\b", listing.output)
+    group = runner.invoke(app, ["eval", "--help"])
+    assert group.exit_code == 0
+    for command in ("run", "list", "calibrate", "rightsize", "compare", "sample"):
+        assert re.search(rf"\b{command}\b", group.output), command
+    assert "--install-completion" not in group.output

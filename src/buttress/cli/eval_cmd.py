@@ -36,7 +36,7 @@ from buttress.evals.store import RUNS_DIR, RunStore
 
 EXIT_GATE = 1
 
-app = typer.Typer(name="eval", no_args_is_help=True,
+app = typer.Typer(name="eval", no_args_is_help=True, add_completion=False,
                   help="Evals: run datasets against a feature, compare, gate, calibrate judges.")
 app.command("rightsize")(rightsize_cmd)
 app.command("compare")(compare_cmd)

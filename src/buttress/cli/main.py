@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,16 +22,29 @@ from buttress.cli import (
     show_cmd,
 )
 from buttress.cli.console import print_error
-from buttress.cli.eval_cmd import app as eval_app
 from buttress.cli.keys_cmd import app as keys_app
 from buttress.cli.prompts_cmd import app as prompts_app
 from buttress.errors import ButtressError
 
 EXIT_CONFIG = 2
 
+#: command groups imported only when named: ``buttress eval`` pulls in the whole eval harness
+#: (and PyYAML), about 80 ms that ``buttress serve`` would otherwise spend starting up
+_LAZY_GROUPS = {"eval": "buttress.cli.eval_cmd"}
+
 
 class _Group(TyperGroup):
-    """Turns any ``ButtressError`` a command lets through into one red line and exit code 2."""
+    """Turns any ``ButtressError`` a command lets through into one red line and exit code 2,
+    and loads the lazy groups when they are named (or listed in ``--help``)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in _LAZY_GROUPS if n not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in _LAZY_GROUPS and cmd_name not in self.commands:
+            group = importlib.import_module(_LAZY_GROUPS[cmd_name]).app
+            self.add_command(typer.main.get_command(group), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
         try:
@@ -65,7 +79,6 @@ app.command("cost")(cost_cmd.cost)
 app.command("feedback")(feedback_cmd.feedback)
 app.command("serve")(serve_cmd.serve)
 app.add_typer(prompts_app, name="prompts")
-app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
 
 

@@ -78,7 +78,9 @@ def uvicorn_config(app: GatewayApp, host: str, port: int, *, drain_s: float = 30
                           date_header=False, timeout_graceful_shutdown=max(1, round(drain_s)),
                           # the gateway never reads the client address: skip the middleware
                           # that rewrites it from X-Forwarded-* on every request
-                          proxy_headers=False, backlog=4096)
+                          proxy_headers=False, backlog=4096,
+                          # no WebSocket routes: uvicorn need not import a WebSocket library
+                          ws="none")
 
 
 def serve(config_path: str | Path, *, host: str = "127.0.0.1", port: int = 8080,

@@ -19,12 +19,14 @@ A file that does not start with ``---`` has no front matter and is all body.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from buttress.errors import ConfigError
+
+if TYPE_CHECKING:
+    import yaml
 
 FENCE = "---"
 
@@ -121,6 +123,8 @@ def parse_prompt_file(text: str, source: str) -> ParsedFile:
 
 
 def _validate(yaml_text: str, source: str) -> FrontMatter:
+    import yaml  # here, not at the top: `buttress serve` with no prompt files never needs it
+
     try:
         node = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(yaml_text)
@@ -155,6 +159,8 @@ def _validate(yaml_text: str, source: str) -> FrontMatter:
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     """The 0-based line in the YAML text of the value at ``loc`` (or its deepest known parent)."""
+    import yaml
+
     line = node.start_mark.line if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
