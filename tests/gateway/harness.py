@@ -20,6 +20,7 @@ from buttress.gateway.key_budgets import KeyBudgets
 from buttress.gateway.keys import KeyRing, KeyStore, open_key_store
 from buttress.gateway.limits import RateLimiter
 from buttress.ledger.writer import LedgerWriter
+from buttress.providers.base import Provider
 from buttress.testing.clock import ManualClock
 from buttress.testing.fake import FakeProvider
 
@@ -70,7 +71,8 @@ class Harness:
     """A gateway, its fake providers, key store and an SDK client bound to it."""
 
     def __init__(self, root: Path, *, mock: FakeProvider | None = None,
-                 backup: FakeProvider | None = None, require_keys: bool = False) -> None:
+                 backup: FakeProvider | None = None, require_keys: bool = False,
+                 upstream: Provider | None = None) -> None:
         self.root = root
         path = write_project(root)
         self.config = parse_config(path.read_text())
@@ -85,7 +87,9 @@ class Harness:
         pricing = CallPricing({n: p.type for n, p in self.config.providers.items()})
         self.budgets = KeyBudgets(pricing.max_cost, spend_source=ledger_spend(self.ledger.store))
         self.client = AsyncClient(self.config, project_dir=root,
-                                  providers={"mock": self.mock, "backup": self.backup},
+                                  # ``upstream``: a real provider in the fake's place
+                                  providers={"mock": upstream or self.mock,
+                                             "backup": self.backup},
                                   hooks=[self.budgets], ledger=self.ledger)
         self.gateway = Gateway(self.client, keys=KeyRing(self.store.list()), key_store=self.store,
                                key_budgets=self.budgets, limiter=RateLimiter(self.clock),

@@ -16,9 +16,9 @@ from buttress.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from buttress.providers.base import assemble_stream
-from buttress.providers.openai_compat import OpenAICompatProvider
-from buttress.types import CallRequest, Message, ResponseFormat, Tool, ToolCall
+from buttress.providers.base import StreamAssembler, assemble_stream
+from buttress.providers.openai_compat import OpenAICompatProvider, plain_text
+from buttress.types import CallRequest, Message, ResponseFormat, StreamChunk, Tool, ToolCall
 
 KEY = "sk-test-SECRET-123"
 WEATHER = Tool(name="get_weather", description="Weather for a city",
@@ -388,3 +388,99 @@ async def test_consumer_may_stop_early(wire: Wire) -> None:
         assert first.text == "a"
         break
     await stream.aclose()  # type: ignore[attr-defined]
+
+
+# -- batches: what a relay reads ---------------------------------------------------------------
+
+
+async def read_batches(stream: Any) -> list[list[Any]]:
+    batches = []
+    while batch := await stream.batch():
+        batches.append(batch)
+    return batches
+
+
+async def test_batches_carry_a_text_only_event_as_its_text(wire: Wire) -> None:
+    events = (chunk({"role": "assistant", "content": ""}), chunk({"content": "Hel"}),
+              chunk({"content": "lo"}), chunk({}, finish="stop"), USAGE_CHUNK, "[DONE]")
+    wire.reply(sse_response(*events), sse_response(*events))
+    stream = provider(wire).stream(request())
+    items = [item for batch in await read_batches(stream) for item in batch]
+    assert await stream.batch() == []  # over, and stays over
+    assert items[1:3] == ["Hel", "lo"]
+    assert [type(i) for i in items] == [StreamChunk, str, str, StreamChunk, StreamChunk]
+    assert items[0].text == ""  # the role event is not text alone: empty text never is
+    assert items[3].finish_reason == "stop"
+    assert items[4].usage.prompt_tokens == 2006
+    # the same completion as the chunks of the same stream add up to
+    assembler = StreamAssembler()
+    assembler.extend(items)
+    chunks = [c async for c in provider(wire).stream(request())]
+    assert assembler.completion() == await assemble_stream(iter(chunks))
+    assert [c.text for c in chunks] == ["", "Hel", "lo", "", ""]
+
+
+TEXT_ALONE = [
+    chunk({"content": "hi"}),
+    chunk({"role": "assistant", "content": "hi"}),
+    chunk({"content": "hi", "refusal": None}),
+    {"choices": [{"index": 0, "delta": {"content": "hi"}}]},  # no envelope, no finish field
+    {**chunk({"content": "hi"}), "usage": None},
+]
+NOT_TEXT_ALONE = [
+    chunk({"content": ""}),
+    chunk({"content": None}),
+    chunk({"content": 7}),
+    chunk({"content": "hi"}, finish="stop"),
+    chunk({"content": "hi", "tool_calls": [{"index": 0, "function": {"arguments": "{"}}]}),
+    {**chunk({"content": "hi"}), "usage": USAGE_CHUNK["usage"]},
+    {**chunk({"content": "hi"}), "error": {"message": "boom"}},
+    {**chunk({"content": "hi"}), "choices": []},
+    {**chunk({"content": "hi"}), "choices": [chunk({"content": "a"})["choices"][0]] * 2},
+    {**chunk({"content": "hi"}), "choices": [{"index": 0, "delta": "hi"}]},
+    {**chunk({"content": "hi"}), "choices": ["hi"]},
+    [chunk({"content": "hi"})],
+]
+
+
+@pytest.mark.parametrize("event", TEXT_ALONE)
+def test_an_event_taken_as_text_alone_is_exactly_that_chunk(event: dict[str, Any]) -> None:
+    # plain_text must never drop what chunk_from would read: the chunk it stands for has its
+    # text and nothing else (the envelope's id, model and fingerprint come from the stream's
+    # first and last events)
+    text = plain_text(event)
+    assert text == "hi"
+    full = OpenAICompatProvider("p", base_url=None, api_key=None, http=httpx.AsyncClient()
+                                ).chunk_from(event, b"", model="m")
+    envelope = {"model", "response_id", "system_fingerprint"}
+    assert full.model_dump(exclude=envelope) == StreamChunk(text=text).model_dump(
+        exclude=envelope)
+
+
+@pytest.mark.parametrize("event", NOT_TEXT_ALONE)
+def test_anything_more_than_text_is_a_chunk(event: Any) -> None:
+    assert plain_text(event) is None
+
+
+async def test_a_failure_in_a_batch_comes_after_the_events_before_it(wire: Wire) -> None:
+    error = {"error": {"message": f"quota for {KEY} exceeded", "type": "requests",
+                       "code": "rate_limit_exceeded"}}
+    wire.reply(sse_response(chunk({"content": "Hel"}), chunk({"content": "lo"}), error),
+               sse_response(chunk({"content": "Hel"})))
+    stream = provider(wire).stream(request())
+    assert await stream.batch() == ["Hel", "lo"]
+    with pytest.raises(RateLimited) as raised:
+        await stream.batch()
+    assert KEY not in str(raised.value)
+    assert await stream.batch() == []
+    truncated = provider(wire).stream(request())
+    assert await truncated.batch() == ["Hel"]
+    with pytest.raises(MalformedResponse, match="truncated"):
+        await truncated.batch()
+
+
+async def test_a_stream_closed_before_reading_sends_nothing(wire: Wire) -> None:
+    stream = provider(wire).stream(request())
+    await stream.aclose()
+    assert await stream.batch() == []
+    assert wire.requests == []

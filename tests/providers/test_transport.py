@@ -10,7 +10,9 @@ import pytest
 
 from buttress.errors import ProviderUnavailable, RateLimited
 from buttress.providers.http import FastClient, iter_sse, open_stream, post_json
+from buttress.providers.openai_compat import OpenAICompatProvider
 from buttress.providers.transport import PooledTransport
+from buttress.types import CallRequest, Message
 
 Reply = Callable[[bytes], list[bytes]]
 
@@ -223,4 +225,36 @@ async def test_a_slow_reader_gets_a_large_body_whole_and_the_connection_back(ser
                 await asyncio.sleep(0)
         assert b"".join(received) == body
     assert server.connections == 1  # read to its end: the connection went back to the pool
+    await client.aclose()
+
+
+async def test_openai_batches_take_what_each_read_brought(serve) -> None:  # type: ignore[no-untyped-def]
+    def event(text: str) -> bytes:
+        return b'data: {"choices":[{"index":0,"delta":{"content":"' + text.encode() + \
+            b'"},"finish_reason":null}]}\n\n'
+
+    finish = b'data: {"model":"m-1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    writes = [event("a"), event("b") + event("c"), event("d")[:20], event("d")[20:],
+              finish + b"data: [DONE]\n\n"]
+    sse = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+           b"Transfer-Encoding: chunked\r\n\r\n"]
+    sse += [hex(len(w))[2:].encode() + b"\r\n" + w + b"\r\n" for w in writes]
+    sse[-1] += b"0\r\n\r\n"  # the body's end comes with [DONE], as servers send it
+    server, base = await serve(lambda _r: sse)
+    client = FastClient(PooledTransport())
+    upstream = OpenAICompatProvider("p", base_url=base, api_key=None, http=client)
+    request = CallRequest(model="m", messages=(Message.user("hi"),))
+    for _ in range(2):
+        stream = upstream.stream(request)
+        batches = []
+        while batch := await stream.batch():
+            batches.append(batch)
+        items = [item for batch in batches for item in batch]
+        assert items[:4] == ["a", "b", "c", "d"]  # the split event joined whole
+        assert (items[4].finish_reason, items[4].model) == ("stop", "m-1")
+        assert len(items) == 5
+        # what one write brought comes in one batch, never split across two
+        assert any("b" in batch and "c" in batch for batch in batches)
+        await stream.aclose()
+    assert server.connections == 1  # read to its end, the connection went back to the pool
     await client.aclose()

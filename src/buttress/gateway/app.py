@@ -433,16 +433,13 @@ class GatewayApp:
             (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
             (b"x-buttress-call-id", call.call_id.encode())]})
         writer = ChunkWriter(call.call_id, req.model, int(time.time()), req.include_usage)
-        first = True
         try:
             async with stream:
-                async for chunk in stream:
-                    if not (first or chunk.has_content or chunk.finish_reason is not None
-                            or chunk.logprobs):
-                        continue  # e.g. a usage-only chunk: usage goes out at the end
-                    first = False
-                    await send({"type": "http.response.body", "body": writer.chunk(chunk),
-                                "more_body": True})
+                async for batch in stream.batches():
+                    body = writer.events(batch)
+                    if body:
+                        await send({"type": "http.response.body", "body": body,
+                                    "more_body": True})
         except ButtressError as exc:  # after the first byte: an SSE error event ends it
             err = http_error(exc)
             await send({"type": "http.response.body", "more_body": False,

@@ -358,15 +358,32 @@ def _finish(reason: str | None) -> str | None:
 class ChunkWriter:
     """Turns a call's ``StreamChunk``s into SSE ``chat.completion.chunk`` events."""
 
-    __slots__ = ("_first", "_prefix", "include_usage")
+    __slots__ = ("_first", "_prefix", "_text_prefix", "include_usage")
 
     def __init__(self, call_id: str, model: str, created: int, include_usage: bool) -> None:
         head = orjson.dumps({"id": f"chatcmpl-{call_id}", "object": "chat.completion.chunk",
                              "created": created, "model": model})
         # every chunk shares id/object/created/model: serialise them once
         self._prefix = b"data: " + head[:-1] + b',"choices":'
+        self._text_prefix = self._prefix + b'[{"index":0,"delta":{"content":'
         self._first = True
         self.include_usage = include_usage
+
+    def events(self, batch: list[StreamChunk | str]) -> bytes:
+        """The events for what arrived together (``CallStream.batches``); a ``str`` is a chunk
+        of text alone. A chunk with nothing to show (e.g. usage alone: usage goes out at the
+        end) is left out, except the first, which carries the role."""
+        out = []
+        for item in batch:
+            if isinstance(item, str):
+                if not self._first:  # the usual event, serialised as ``chunk`` would
+                    out.append(self._text_prefix + orjson.dumps(item) + _TEXT_END)
+                    continue
+                item = StreamChunk(text=item)
+            if self._first or item.has_content or item.finish_reason is not None or \
+                    item.logprobs:
+                out.append(self.chunk(item))
+        return b"".join(out)
 
     def chunk(self, chunk: StreamChunk) -> bytes:
         delta: dict[str, Any] = {}
@@ -398,6 +415,7 @@ class ChunkWriter:
         return (self._prefix + b'[],"usage":' + orjson.dumps(usage_dict(usage)) + b"}\n\n")
 
 
+_TEXT_END = b'},"finish_reason":null}]}\n\n'
 DONE = b"data: [DONE]\n\n"
 
 

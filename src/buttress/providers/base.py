@@ -98,6 +98,14 @@ class StreamAssembler:
         if chunk.response_id:
             self.response_id = chunk.response_id
 
+    def extend(self, items: Iterable[StreamChunk | str]) -> None:
+        """Add what arrived together: chunks, and plain text deltas as ``str``."""
+        for item in items:
+            if isinstance(item, str):
+                self._text.append(item)
+            else:
+                self.add(item)
+
     @property
     def text(self) -> str:
         return "".join(self._text)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import jiter
@@ -308,60 +308,102 @@ class SSEEvent:
         self.data = data
 
 
-async def iter_sse(response: ByteStream, *, provider: str,
-                   model: str) -> AsyncGenerator[SSEEvent, None]:
-    """Server-sent events from a streamed response (text/event-stream framing).
+class SSEDecoder:
+    """Incremental server-sent events decoding (text/event-stream framing): ``feed`` it the body
+    as it arrives and it returns the events completed so far; ``close`` returns the last one.
 
     Lines end in LF, CRLF or CR, as the SSE grammar allows, and may be split across reads.
-    Splitting lines here, rather than in a generator of lines below this one, saves a generator
-    hand-off per line: this runs for every chunk of every stream.
     """
+
+    __slots__ = ("_data", "_event", "_pending")
+
+    def __init__(self) -> None:
+        self._event = ""
+        self._data: list[bytes] = []
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not self._pending and not self._data and chunk.startswith(b"data: ") and \
+                chunk.endswith(b"\n\n") and chunk.count(b"\n") == 2 and b"\r" not in chunk:
+            # the usual read: exactly one event of one data line
+            event, self._event = self._event, ""
+            return [SSEEvent(event or "message", chunk[6:-2])]
+        pending = self._pending + chunk
+        if b"\r" in pending:
+            # a trailing CR may be the first half of a CRLF: keep it until the next chunk
+            held = b"\r" if pending.endswith(b"\r") else b""
+            text = pending[:-1] if held else pending
+            *lines, rest = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+            self._pending = rest + held
+        else:
+            *lines, self._pending = pending.split(b"\n")
+        events = []
+        for line in lines:
+            if not line:
+                if self._data:
+                    events.append(SSEEvent(self._event or "message", b"\n".join(self._data)))
+                self._event, self._data = "", []
+                continue
+            if line.startswith(b":"):
+                continue
+            name, _, value = line.partition(b":")
+            value = value.removeprefix(b" ")
+            if name == b"data":
+                self._data.append(value)
+            elif name == b"event":
+                self._event = value.decode("utf-8", "replace")
+        return events
+
+    def close(self) -> list[SSEEvent]:
+        """The body ended: the last event, if it lacked its blank line (or even its newline)."""
+        tail, self._pending = self._pending.rstrip(b"\r"), b""
+        if tail:
+            name, _, value = tail.partition(b":")
+            if name == b"data":
+                self._data.append(value.removeprefix(b" "))
+            elif name == b"event":
+                self._event = value.removeprefix(b" ").decode("utf-8", "replace")
+        events = [SSEEvent(self._event or "message", b"\n".join(self._data))] if self._data else []
+        self._event, self._data = "", []
+        return events
+
+
+async def iter_sse(response: ByteStream, *, provider: str,
+                   model: str) -> AsyncGenerator[SSEEvent, None]:
+    """Server-sent events from a streamed response, as ``SSEDecoder`` reads them."""
     chunks = response.aiter_bytes() if isinstance(response, httpx.Response) else response
-    event = ""
-    data: list[bytes] = []
-    pending = b""
+    decoder = SSEDecoder()
     try:
         async for chunk in chunks:
-            if not pending and not data and chunk.startswith(b"data: ") and \
-                    chunk.endswith(b"\n\n") and chunk.count(b"\n") == 2 and b"\r" not in chunk:
-                # the usual read: exactly one event of one data line
-                yield SSEEvent(event or "message", chunk[6:-2])
-                event = ""
-                continue
-            pending += chunk
-            if b"\r" in pending:
-                # a trailing CR may be the first half of a CRLF: keep it until the next chunk
-                held = b"\r" if pending.endswith(b"\r") else b""
-                text = pending[:-1] if held else pending
-                *lines, rest = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-                pending = rest + held
-            else:
-                *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if not line:
-                    if data:
-                        yield SSEEvent(event or "message", b"\n".join(data))
-                    event, data = "", []
-                    continue
-                if line.startswith(b":"):
-                    continue
-                name, _, value = line.partition(b":")
-                value = value.removeprefix(b" ")
-                if name == b"data":
-                    data.append(value)
-                elif name == b"event":
-                    event = value.decode("utf-8", "replace")
+            for event in decoder.feed(chunk):
+                yield event
     except httpx.HTTPError as exc:
         raise transport_error(exc, provider=provider, model=model) from exc
-    tail = pending.rstrip(b"\r")
-    if tail:  # a last line without its newline
-        name, _, value = tail.partition(b":")
-        if name == b"data":
-            data.append(value.removeprefix(b" "))
-        elif name == b"event":
-            event = value.removeprefix(b" ").decode("utf-8", "replace")
-    if data:
-        yield SSEEvent(event or "message", b"\n".join(data))
+    for event in decoder.close():
+        yield event
+
+
+Arrivals = Callable[[], Awaitable[bytes | None]]
+"""Reads a streamed body arrival by arrival: each await returns the bytes that came in since the
+last one (waiting for some), and None once the body is over."""
+
+
+def arrivals(response: ByteStream) -> Arrivals:
+    """How to read ``response`` arrival by arrival. The pooled transport's body hands over every
+    buffered byte at once (one event-loop wake, one read, however many events it holds)."""
+    arrival = getattr(response, "arrival", None)
+    if arrival is not None:
+        return cast(Arrivals, arrival)
+    chunks = (response.aiter_bytes() if isinstance(response, httpx.Response)
+              else response).__aiter__()
+
+    async def read() -> bytes | None:
+        try:
+            return await anext(chunks)
+        except StopAsyncIteration:
+            return None
+
+    return read
 
 
 # Adapters read wire bodies directly (no schema validation on the hot path); any shape they do

@@ -13,8 +13,8 @@ the caller (and so whether it becomes ``StreamInterrupted``) is the runtime's kn
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from typing import Any, Literal
 
 import httpx
@@ -23,14 +23,18 @@ from buttress.errors import BadRequest, MalformedResponse, ProviderError
 from buttress.providers.base import Provider
 from buttress.providers.http import (
     SHAPE_ERRORS,
+    Arrivals,
+    SSEDecoder,
+    SSEEvent,
+    arrivals,
     describe_shape_error,
     error_from_object,
-    iter_sse,
     merge_extra,
     open_stream,
     parse_json,
     post_json,
     redact_secret,
+    transport_error,
 )
 from buttress.trusted import trusted
 from buttress.types import (
@@ -186,29 +190,27 @@ class OpenAICompatProvider(Provider):
 
     # -- stream --------------------------------------------------------------------------------
 
-    async def stream(self, request: CallRequest) -> AsyncIterator[StreamChunk]:
-        model = request.model
-        payload = self.build_payload(request, stream=True)
-        done = False
-        try:
-            async with open_stream(self._http, self.url, payload, self._headers,
-                                   provider=self.name, model=model) as response, \
-                    aclosing(iter_sse(response, provider=self.name, model=model)) as events:
-                async for event in events:
-                    if event.data == b"[DONE]":
-                        done = True
-                        break
-                    yield self.parse_chunk(event.data, model=model)
-            if not done:
-                raise MalformedResponse("stream ended before data: [DONE] (truncated)",
-                                        provider=self.name, model=model)
-        except ProviderError as exc:
-            redact_secret(exc, self._secret)
-            raise
+    def stream(self, request: CallRequest) -> OpenAIStream:
+        return OpenAIStream(self, request)
+
+    def parse_item(self, data: bytes, *, model: str, text_only: bool) -> StreamChunk | str:
+        """One SSE ``data:`` payload: with ``text_only``, a chunk that carries nothing but a
+        text delta is that text, a ``str`` (no ``StreamChunk`` is built for it); any other is
+        a ``StreamChunk``."""
+        obj = parse_json(data, provider=self.name, model=model, what="stream event")
+        if text_only:
+            text = plain_text(obj)
+            if text is not None:
+                return text
+        return self.chunk_from(obj, data, model=model)
 
     def parse_chunk(self, data: bytes, *, model: str) -> StreamChunk:
         """A ``StreamChunk`` from one SSE ``data:`` payload."""
         obj = parse_json(data, provider=self.name, model=model, what="stream event")
+        return self.chunk_from(obj, data, model=model)
+
+    def chunk_from(self, obj: Any, data: bytes, *, model: str) -> StreamChunk:
+        """A ``StreamChunk`` from a parsed stream event (``data``, its text, for errors)."""
         if not isinstance(obj, dict):
             raise MalformedResponse(f"stream event is not a JSON object: {data[:200]!r}",
                                     provider=self.name, model=model)
@@ -247,6 +249,122 @@ class OpenAICompatProvider(Provider):
         except SHAPE_ERRORS as exc:
             raise MalformedResponse(f"unreadable stream chunk: {describe_shape_error(exc)}",
                                     provider=self.name, model=model) from exc
+
+
+def plain_text(obj: Any) -> str | None:
+    """The text of a stream event that carries a text delta and nothing else the runtime or
+    the gateway reads (no tool calls, finish reason, logprobs, usage or error), else None.
+    Most events of a stream are such; ``chunk_from`` would make of one a ``StreamChunk`` with
+    this text and every other field empty (the id, model and fingerprint it repeats are taken
+    from the stream's first and last events)."""
+    if type(obj) is not dict or obj.get("usage") or obj.get("error"):
+        return None
+    choices = obj.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("finish_reason") is not None or \
+            choice.get("logprobs"):
+        return None
+    delta = choice.get("delta")
+    if type(delta) is not dict or delta.get("tool_calls"):
+        return None
+    text = delta.get("content")
+    return text if type(text) is str and text else None
+
+
+class OpenAIStream:
+    """A streamed chat completion: iterate it for ``StreamChunk``s, or await ``batch()`` for
+    everything that arrived together (a relay's way: one wake, one list).
+
+    The request is sent on the first read. A stream is complete only once ``data: [DONE]`` has
+    arrived; if the body ends before, the read raises ``MalformedResponse`` (truncated). A
+    failure is raised after the events that arrived before it have been read.
+    """
+
+    __slots__ = ("_decoder", "_ended", "_exits", "_failure", "_items", "_provider", "_read",
+                 "_request")
+
+    def __init__(self, provider: OpenAICompatProvider, request: CallRequest) -> None:
+        self._provider = provider
+        self._request = request
+        self._read: Arrivals | None = None
+        self._exits = AsyncExitStack()
+        self._decoder = SSEDecoder()
+        self._items: list[StreamChunk | str] = []  # read by ``__anext__``, one at a time
+        self._ended = False  # [DONE] arrived, or the stream failed: nothing more is read
+        self._failure: ProviderError | None = None
+
+    def __aiter__(self) -> OpenAIStream:
+        return self
+
+    async def __anext__(self) -> StreamChunk:
+        if not self._items:
+            self._items = await self.batch(text_only=False)
+            if not self._items:
+                raise StopAsyncIteration
+        item = self._items.pop(0)
+        return StreamChunk(text=item) if isinstance(item, str) else item
+
+    async def batch(self, *, text_only: bool = True) -> list[StreamChunk | str]:
+        """The events that arrived since the last read (waiting for one), as ``StreamChunk``s,
+        or with ``text_only`` a ``str`` for each that carries only text (see ``plain_text``).
+        An empty list once the stream is over."""
+        if self._failure is not None:
+            exc, self._failure = self._failure, None
+            raise exc
+        if self._ended:
+            return []
+        provider, model = self._provider, self._request.model
+        items: list[StreamChunk | str] = []
+        try:
+            read = self._read or await self._open()
+            while not items and not self._ended:
+                # an arrival may hold no whole event (half of one, a keep-alive comment)
+                data = await read()
+                if data is None:
+                    self._parse(self._decoder.close(), text_only, items)
+                    if not self._ended:
+                        raise MalformedResponse("stream ended before data: [DONE] (truncated)",
+                                                provider=provider.name, model=model)
+                    break
+                self._parse(self._decoder.feed(data), text_only, items)
+        except httpx.HTTPError as exc:
+            self._fail(transport_error(exc, provider=provider.name, model=model), items)
+        except ProviderError as exc:
+            self._fail(exc, items)
+        return items
+
+    def _parse(self, events: list[SSEEvent], text_only: bool,
+               items: list[StreamChunk | str]) -> None:
+        parse, model = self._provider.parse_item, self._request.model
+        for event in events:
+            if event.data == b"[DONE]":
+                self._ended = True
+                return  # anything after it is not the completion's
+            items.append(parse(event.data, model=model, text_only=text_only))
+
+    def _fail(self, exc: ProviderError, items: list[StreamChunk | str]) -> None:
+        """Raise ``exc`` now or, when ``items`` arrived before it, at the next read."""
+        self._ended = True
+        redact_secret(exc, self._provider._secret)
+        if not items:
+            raise exc
+        self._failure = exc
+
+    async def _open(self) -> Arrivals:
+        provider = self._provider
+        response = await self._exits.enter_async_context(open_stream(
+            provider._http, provider.url, provider.build_payload(self._request, stream=True),
+            provider._headers, provider=provider.name, model=self._request.model))
+        self._read = arrivals(response)
+        return self._read
+
+    async def aclose(self) -> None:
+        """Stop reading; the connection goes back to the pool only if its body was read to the
+        end (otherwise it is closed)."""
+        self._ended = True
+        await self._exits.aclose()
 
 
 #: the chunk's string fields that come from the wire as they are, by their wire names

@@ -170,30 +170,36 @@ class _Body(httpx.AsyncByteStream):
         self._state = state
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        state = self._state
         try:
-            while True:
-                # bytes keep arriving while the reader holds a chunk: drain before asking
-                # whether the body is complete, or its last chunks would be left behind
-                while state.body:
-                    chunks, state.body, state.buffered = state.body, [], 0
-                    for chunk in chunks:
-                        yield chunk
-                if state.complete:
-                    break
-                conn = self._conn
-                if conn is None:
-                    raise httpx.StreamClosed()
-                if conn.error is not None:
-                    raise conn.error
-                if conn.eof:
-                    _end_at_eof(state)
-                    if not state.complete:
-                        raise httpx.RemoteProtocolError("connection closed mid-body")
-                    continue
-                await conn.wait()
+            while (data := await self.arrival()) is not None:
+                yield data
         finally:
             await self.aclose()
+
+    async def arrival(self) -> bytes | None:
+        """Every body byte that has arrived and not been read yet, waiting for some; None once
+        the body is complete (its connection then goes back to the pool)."""
+        state = self._state
+        while True:
+            # bytes keep arriving while the reader holds a chunk: drain before asking whether
+            # the body is complete, or its last chunks would be left behind
+            if state.body:
+                chunks, state.body, state.buffered = state.body, [], 0
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if state.complete:
+                await self.aclose()
+                return None
+            conn = self._conn
+            if conn is None:
+                raise httpx.StreamClosed()
+            if conn.error is not None:
+                raise conn.error
+            if conn.eof:
+                _end_at_eof(state)
+                if not state.complete:
+                    raise httpx.RemoteProtocolError("connection closed mid-body")
+                continue
+            await conn.wait()
 
     async def aread(self) -> bytes:
         state = self._state

@@ -11,10 +11,11 @@ partial text, and is recorded as a failed call. The caller decides whether to ca
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from buttress.errors import MalformedResponse, ProviderError, StreamInterrupted
 from buttress.providers.base import StreamAssembler, completion_chunk
@@ -27,6 +28,8 @@ from buttress.types import StreamChunk
 
 if TYPE_CHECKING:
     from buttress.runtime.runtime import Runtime
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -137,11 +140,27 @@ class CallStream:
             schema = contract.pydantic_model or contract.json_schema
         return stream_partials(chunk_texts(self), schema)
 
+    def batches(self) -> AsyncIterator[list[StreamChunk | str]]:
+        """Iterate (instead of iterating chunks) for lists of what arrived together: chunks,
+        and, from providers that can tell them apart cheaply, a plain ``str`` for a chunk that
+        carries nothing but text. A relay (the gateway) wakes once per arrival and builds no
+        ``StreamChunk`` for the stream's bulk. Everything else is as for chunks."""
+        if self._iterating:
+            raise RuntimeError("a CallStream can be iterated only once")
+        self._iterating = True
+        return self._batches(text_only=True)
+
     async def _iterate(self) -> AsyncIterator[StreamChunk]:
+        async with aclosing(self._batches(text_only=False)) as batches:
+            async for batch in batches:
+                for chunk in batch:
+                    yield cast(StreamChunk, chunk)  # text_only=False: chunks only
+
+    async def _batches(self, *, text_only: bool) -> AsyncGenerator[list[StreamChunk | str], None]:
         await self.open()
         if self._hit is not None:  # answered from the cache: the whole answer is one chunk
             self.result = self._hit
-            yield completion_chunk(self._hit.completion)
+            yield [completion_chunk(self._hit.completion)]
             return
         won = self._won
         if won is None:
@@ -149,23 +168,21 @@ class CallStream:
         runtime, call = self._runtime, self.call
         target = won.clock.target
         assembler = StreamAssembler()
+        chunks = won.value.chunks
+        batch = getattr(chunks, "batch", None) if text_only else None
+        next_batch: Callable[[], Awaitable[list[StreamChunk | str]]] = batch or _one_by_one(chunks)
         loop = asyncio.get_running_loop()
         watchdog = _Watchdog(loop)
         timer = loop.call_at(loop.time() + max(0.0, call.policy.deadline_s -
                                                (runtime.clock.now() - self._start)),
                              watchdog.fire)
         try:
-            for chunk in won.value.head:
-                assembler.add(chunk)
-                yield chunk
-            chunks = won.value.chunks
-            while True:
-                try:
-                    chunk = await watchdog.read(chunks)
-                except StopAsyncIteration:
-                    break
-                assembler.add(chunk)
-                yield chunk
+            head: list[StreamChunk | str] = list(won.value.head)
+            assembler.extend(head)
+            yield head
+            while items := await watchdog.read(next_batch):
+                assembler.extend(items)
+                yield items
             completion = assembler.completion()
         except (ProviderError, TimeoutError) as exc:
             interrupted = _interrupted(exc, assembler.text, target)
@@ -245,7 +262,7 @@ class _Watchdog:
         if self.task is not None:
             self.task.cancel()
 
-    async def read(self, chunks: AsyncIterator[StreamChunk]) -> StreamChunk:
+    async def read(self, next_batch: Callable[[], Awaitable[T]]) -> T:
         if self.expired:
             raise TimeoutError
         task = asyncio.current_task(self.loop)  # given the loop, it need not look it up
@@ -253,7 +270,7 @@ class _Watchdog:
         cancelling = task.cancelling()
         self.task = task
         try:
-            return await anext(chunks)
+            return await next_batch()
         except asyncio.CancelledError:
             # our cancellation (and no one else's): the deadline passed during the read
             if self.expired and task.uncancel() <= cancelling:
@@ -261,6 +278,18 @@ class _Watchdog:
             raise
         finally:
             self.task = None
+
+
+def _one_by_one(chunks: AsyncIterator[StreamChunk]
+                ) -> Callable[[], Awaitable[list[StreamChunk | str]]]:
+    """Batches of one chunk each, from a provider that has no ``batch``."""
+    async def next_batch() -> list[StreamChunk | str]:
+        try:
+            return [await anext(chunks)]
+        except StopAsyncIteration:
+            return []
+
+    return next_batch
 
 
 def _interrupted(exc: BaseException, partial: str, target: Target) -> StreamInterrupted:

@@ -1,0 +1,166 @@
+"""The gateway over a real OpenAI-compatible upstream on a loopback socket: the OpenAI adapter,
+the pooled transport and the batched relay of a stream, as `buttress serve` runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from openai.types.chat import ChatCompletionChunk
+
+from buttress.providers.http import FastClient
+from buttress.providers.openai_compat import OpenAICompatProvider
+from buttress.providers.transport import PooledTransport
+
+from .harness import Harness
+
+UPSTREAM_KEY = "sk-upstream-SECRET-42"
+Script = list[bytes | float]  # what the upstream writes, a float is a pause (seconds)
+
+
+def event(delta: dict[str, Any] | None = None, finish: str | None = None,
+          usage: dict[str, int] | None = None) -> bytes:
+    body: dict[str, Any] = {"id": "chatcmpl-up", "object": "chat.completion.chunk",
+                            "created": 1, "model": "gpt-4o-mini-2024-07-18",
+                            "system_fingerprint": "fp_up", "choices": []}
+    if delta is not None:
+        body["choices"] = [{"index": 0, "delta": delta, "logprobs": None,
+                            "finish_reason": finish}]
+    if usage is not None:
+        body["usage"] = usage
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+USAGE = {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16}
+DONE = b"data: [DONE]\n\n"
+
+
+class Upstream:
+    """Answers every POST with a chunked SSE body written as ``script`` says."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.requests: list[bytes] = []
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                self.requests.append(head + await reader.readexactly(length))
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n")
+                for step in self.script:
+                    if isinstance(step, float):
+                        await writer.drain()
+                        await asyncio.sleep(step)
+                    else:
+                        writer.write(b"%x\r\n%s\r\n" % (len(step), step))
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+
+@pytest.fixture
+async def through(tmp_path: Path) -> AsyncIterator[Callable[[Script], Any]]:
+    """A gateway whose model ``gpt`` is served by an upstream writing ``script``."""
+    servers: list[asyncio.Server] = []
+    upstreams: list[Upstream] = []
+    clients: list[FastClient] = []
+    harnesses: list[Harness] = []
+
+    async def start(script: Script) -> tuple[Harness, Upstream]:
+        upstream = Upstream(script)
+        upstreams.append(upstream)
+        server = await asyncio.start_server(upstream.handle, "127.0.0.1", 0)
+        servers.append(server)
+        port = server.sockets[0].getsockname()[1]
+        clients.append(FastClient(PooledTransport()))
+        provider = OpenAICompatProvider("mock", base_url=f"http://127.0.0.1:{port}/v1",
+                                        api_key=UPSTREAM_KEY, http=clients[-1])
+        harness = Harness(tmp_path / f"h{len(harnesses)}", upstream=provider)
+        harnesses.append(harness)
+        return harness, upstream
+
+    yield start
+    for harness in harnesses:
+        await harness.aclose()
+    for client in clients:
+        await client.aclose()
+    for upstream in upstreams:
+        for writer in upstream.writers:
+            writer.close()
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+async def stream_through(harness: Harness) -> list[ChatCompletionChunk]:
+    stream = await harness.sdk().chat.completions.create(
+        model="gpt", messages=[{"role": "user", "content": "hi"}], stream=True,
+        stream_options={"include_usage": True})
+    return [c async for c in stream]
+
+
+async def test_a_stream_is_relayed_whole_and_recorded(through: Any) -> None:
+    harness, upstream = await through([
+        event({"role": "assistant", "content": ""}), 0.01,
+        event({"content": "Hel"}), 0.01,
+        event({"content": "lo, "}) + event({"content": "wor"}), 0.01,  # two in one write
+        event({"content": "ld"})[:25], 0.01, event({"content": "ld"})[25:],  # one split
+        event({}, finish="stop"), event(usage=USAGE), DONE])
+    chunks = await stream_through(harness)
+
+    for chunk in chunks:
+        ChatCompletionChunk.model_validate(chunk.model_dump())
+    texts = [c.choices[0].delta.content for c in chunks if c.choices]
+    assert "".join(t or "" for t in texts) == "Hello, world"
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (11, 5)
+    assert {c.model for c in chunks} == {"gpt"}  # the alias asked for, not the upstream's
+    assert len({c.id for c in chunks}) == 1
+    assert json.loads(upstream.requests[0].split(b"\r\n\r\n", 1)[1])["stream"] is True
+
+    [record] = harness.records()
+    assert record.status == "ok"
+    assert record.output_text == "Hello, world"
+    assert (record.prompt_tokens, record.completion_tokens) == (11, 5)
+    assert record.finish_reason == "stop"
+    assert record.model_served == "gpt-4o-mini-2024-07-18"
+    assert record.system_fingerprint == "fp_up"
+    assert chunks[0].id == f"chatcmpl-{record.call_id}"
+
+
+async def test_an_upstream_failure_mid_stream_ends_it_with_an_error_event(through: Any) -> None:
+    failure = b"data: " + json.dumps({"error": {
+        "message": f"upstream overloaded (key {UPSTREAM_KEY})", "type": "server_error",
+        "code": "overloaded"}}).encode() + b"\n\n"
+    harness, _ = await through([event({"role": "assistant", "content": "Hel"}), 0.01,
+                                event({"content": "lo"}) + failure])
+    seen: list[str] = []
+
+    async def read(stream: Any) -> None:
+        async for chunk in stream:
+            seen.append(chunk.choices[0].delta.content or "")
+
+    stream = await harness.sdk().chat.completions.create(
+        model="gpt", messages=[{"role": "user", "content": "hi"}], stream=True)
+    with pytest.raises(openai.APIError, match="overloaded") as raised:
+        await read(stream)
+    assert "".join(seen) == "Hello"  # every token sent before the failure reached the client
+    assert UPSTREAM_KEY not in str(raised.value)
+    [record] = harness.records()
+    assert (record.status, record.error_kind) == ("error", "stream_interrupted")
+    assert UPSTREAM_KEY not in record.model_dump_json()
