@@ -193,17 +193,6 @@ class OpenAICompatProvider(Provider):
     def stream(self, request: CallRequest) -> OpenAIStream:
         return OpenAIStream(self, request)
 
-    def parse_item(self, data: bytes, *, model: str, text_only: bool) -> StreamChunk | str:
-        """One SSE ``data:`` payload: with ``text_only``, a chunk that carries nothing but a
-        text delta is that text, a ``str`` (no ``StreamChunk`` is built for it); any other is
-        a ``StreamChunk``."""
-        obj = parse_json(data, provider=self.name, model=model, what="stream event")
-        if text_only:
-            text = plain_text(obj)
-            if text is not None:
-                return text
-        return self.chunk_from(obj, data, model=model)
-
     def parse_chunk(self, data: bytes, *, model: str) -> StreamChunk:
         """A ``StreamChunk`` from one SSE ``data:`` payload."""
         obj = parse_json(data, provider=self.name, model=model, what="stream event")
@@ -308,7 +297,8 @@ class OpenAIStream:
 
     async def batch(self, *, text_only: bool = True) -> list[StreamChunk | str]:
         """The events that arrived since the last read (waiting for one), as ``StreamChunk``s,
-        or with ``text_only`` a ``str`` for each that carries only text (see ``plain_text``).
+        or with ``text_only`` a ``str`` for each that carries only text (see ``plain_text``:
+        most of a stream, for which no ``StreamChunk`` is built).
         An empty list once the stream is over."""
         if self._failure is not None:
             exc, self._failure = self._failure, None
@@ -337,12 +327,15 @@ class OpenAIStream:
 
     def _parse(self, events: list[SSEEvent], text_only: bool,
                items: list[StreamChunk | str]) -> None:
-        parse, model = self._provider.parse_item, self._request.model
+        provider, model = self._provider, self._request.model
         for event in events:
-            if event.data == b"[DONE]":
+            data = event.data
+            if data == b"[DONE]":
                 self._ended = True
                 return  # anything after it is not the completion's
-            items.append(parse(event.data, model=model, text_only=text_only))
+            obj = parse_json(data, provider=provider.name, model=model, what="stream event")
+            text = plain_text(obj) if text_only else None
+            items.append(text if text is not None else provider.chunk_from(obj, data, model=model))
 
     def _fail(self, exc: ProviderError, items: list[StreamChunk | str]) -> None:
         """Raise ``exc`` now or, when ``items`` arrived before it, at the next read."""

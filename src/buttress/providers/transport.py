@@ -180,26 +180,19 @@ class _Body(httpx.AsyncByteStream):
         """Every body byte that has arrived and not been read yet, waiting for some; None once
         the body is complete (its connection then goes back to the pool)."""
         state = self._state
-        while True:
-            # bytes keep arriving while the reader holds a chunk: drain before asking whether
-            # the body is complete, or its last chunks would be left behind
-            if state.body:
-                chunks, state.body, state.buffered = state.body, [], 0
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        # bytes keep arriving while the reader holds a chunk: drain before asking whether the
+        # body is complete, or its last chunks would be left behind
+        while not state.body:
             if state.complete:
                 await self.aclose()
                 return None
             conn = self._conn
-            if conn is None:
-                raise httpx.StreamClosed()
-            if conn.error is not None:
-                raise conn.error
-            if conn.eof:
-                _end_at_eof(state)
-                if not state.complete:
-                    raise httpx.RemoteProtocolError("connection closed mid-body")
+            if conn is None or conn.error is not None or conn.eof:
+                _ended(conn, state)  # raises, unless the connection's end completes the body
                 continue
             await conn.wait()
+        chunks, state.body, state.buffered = state.body, [], 0
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def aread(self) -> bytes:
         state = self._state
@@ -218,6 +211,18 @@ class _Body(httpx.AsyncByteStream):
             self._transport.release(conn)
         else:  # unread or cut short: the connection's position in the stream is unknown
             conn.close()
+
+
+def _ended(conn: _Connection | None, state: _Response) -> None:
+    """A body's connection is gone (closed by the reader, failed, or at EOF): raise what that
+    means for the body, unless EOF is the body's own end."""
+    if conn is None:
+        raise httpx.StreamClosed()
+    if conn.error is not None:
+        raise conn.error
+    _end_at_eof(state)
+    if not state.complete:
+        raise httpx.RemoteProtocolError("connection closed mid-body")
 
 
 def _end_at_eof(state: _Response) -> None:
