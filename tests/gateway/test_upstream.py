@@ -16,6 +16,7 @@ from openai.types.chat import ChatCompletionChunk
 from buttress.providers.http import FastClient
 from buttress.providers.openai_compat import OpenAICompatProvider
 from buttress.providers.transport import PooledTransport
+from buttress.types import Message, StreamChunk
 
 from .harness import Harness
 
@@ -114,8 +115,8 @@ async def stream_through(harness: Harness) -> list[ChatCompletionChunk]:
 async def test_a_stream_is_relayed_whole_and_recorded(through: Any) -> None:
     harness, upstream = await through([
         event({"role": "assistant", "content": ""}), 0.01,
-        event({"content": "Hel"}), 0.01,
-        event({"content": "lo, "}) + event({"content": "wor"}), 0.01,  # two in one write
+        event({"content": "Hel"}) + event({"content": "lo, "}), 0.01,  # with the first token
+        event({"content": "wor"}), 0.01,
         event({"content": "ld"})[:25], 0.01, event({"content": "ld"})[25:],  # one split
         event({}, finish="stop"), event(usage=USAGE), DONE])
     chunks = await stream_through(harness)
@@ -164,3 +165,17 @@ async def test_an_upstream_failure_mid_stream_ends_it_with_an_error_event(throug
     [record] = harness.records()
     assert (record.status, record.error_kind) == ("error", "stream_interrupted")
     assert UPSTREAM_KEY not in record.model_dump_json()
+
+
+async def test_the_python_client_reads_the_same_upstream_as_chunks(through: Any) -> None:
+    harness, _ = await through([
+        event({"role": "assistant", "content": ""}), 0.01,
+        event({"content": "Hel"}) + event({"content": "lo"}), 0.01,
+        event({}, finish="stop"), event(usage=USAGE), DONE])
+    async with harness.client.stream_complete("gpt", [Message.user("hi")]) as stream:
+        chunks = [chunk async for chunk in stream]
+    assert all(isinstance(c, StreamChunk) for c in chunks)  # never a bare str
+    assert [c.text for c in chunks if c.text] == ["Hel", "lo"]
+    assert stream.result is not None
+    assert stream.result.completion.text == "Hello"
+    assert stream.result.completion.usage.completion_tokens == 5

@@ -484,3 +484,16 @@ async def test_a_stream_closed_before_reading_sends_nothing(wire: Wire) -> None:
     await stream.aclose()
     assert await stream.batch() == []
     assert wire.requests == []
+
+
+async def test_batches_after_chunks_lose_nothing_read_together(wire: Wire) -> None:
+    # the runtime reads a stream's head chunk by chunk (until the first token), then batches:
+    # events that arrived with the first token must come in the first batch
+    wire.reply(sse_response(chunk({"content": "a"}), chunk({"content": "b"}),
+                            chunk({"content": "c"}), "[DONE]"))
+    stream = provider(wire).stream(request())
+    first = await anext(stream)
+    assert first.text == "a"
+    rest = await stream.batch()  # as read for chunks: StreamChunks
+    assert [c.text if isinstance(c, StreamChunk) else c for c in rest] == ["b", "c"]
+    assert await stream.batch() == []

@@ -280,7 +280,7 @@ class OpenAIStream:
         self._read: Arrivals | None = None
         self._exits = AsyncExitStack()
         self._decoder = SSEDecoder()
-        self._items: list[StreamChunk | str] = []  # read by ``__anext__``, one at a time
+        self._items: list[StreamChunk | str] = []  # read, not yet handed out by ``__anext__``
         self._ended = False  # [DONE] arrived, or the stream failed: nothing more is read
         self._failure: ProviderError | None = None
 
@@ -300,6 +300,11 @@ class OpenAIStream:
         or with ``text_only`` a ``str`` for each that carries only text (see ``plain_text``:
         most of a stream, for which no ``StreamChunk`` is built).
         An empty list once the stream is over."""
+        if self._items:
+            # read for ``__anext__`` and not handed out yet: the runtime reads a stream's head
+            # chunk by chunk (until its first token), then the rest in batches
+            left, self._items = self._items, []
+            return left
         if self._failure is not None:
             exc, self._failure = self._failure, None
             raise exc

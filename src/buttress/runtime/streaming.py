@@ -11,6 +11,7 @@ partial text, and is recorded as a failed call. The caller decides whether to ca
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -154,7 +155,7 @@ class CallStream:
         async with aclosing(self._batches(text_only=False)) as batches:
             async for batch in batches:
                 for chunk in batch:
-                    yield cast(StreamChunk, chunk)  # text_only=False: chunks only
+                    yield cast(StreamChunk, chunk)  # text_only=False: StreamChunks only
 
     async def _batches(self, *, text_only: bool) -> AsyncGenerator[list[StreamChunk | str], None]:
         await self.open()
@@ -169,8 +170,11 @@ class CallStream:
         target = won.clock.target
         assembler = StreamAssembler()
         chunks = won.value.chunks
-        batch = getattr(chunks, "batch", None) if text_only else None
-        next_batch: Callable[[], Awaitable[list[StreamChunk | str]]] = batch or _one_by_one(chunks)
+        # a provider's stream may read what arrived together at once: ``batch(text_only=)``
+        batch = getattr(chunks, "batch", None)
+        next_batch: Callable[[], Awaitable[list[StreamChunk | str]]] = (
+            functools.partial(batch, text_only=text_only) if batch is not None
+            else _one_by_one(chunks))
         loop = asyncio.get_running_loop()
         watchdog = _Watchdog(loop)
         timer = loop.call_at(loop.time() + max(0.0, call.policy.deadline_s -
