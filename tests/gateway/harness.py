@@ -1,7 +1,8 @@
 """A gateway over FakeProvider-backed config, driven in-process through httpx's ASGI transport.
 
 The provider named ``mock`` is of type ``openai`` in config (so calls are priced with real OpenAI
-prices and budgets bite) but is served by a ``FakeProvider``.
+prices and budgets bite) but is served by a ``FakeProvider``, or by ``upstream`` when given (a
+real adapter against a real socket: ``test_upstream.py``).
 """
 
 from __future__ import annotations

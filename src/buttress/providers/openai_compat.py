@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 
@@ -193,11 +193,6 @@ class OpenAICompatProvider(Provider):
     def stream(self, request: CallRequest) -> OpenAIStream:
         return OpenAIStream(self, request)
 
-    def parse_chunk(self, data: bytes, *, model: str) -> StreamChunk:
-        """A ``StreamChunk`` from one SSE ``data:`` payload."""
-        obj = parse_json(data, provider=self.name, model=model, what="stream event")
-        return self.chunk_from(obj, data, model=model)
-
     def chunk_from(self, obj: Any, data: bytes, *, model: str) -> StreamChunk:
         """A ``StreamChunk`` from a parsed stream event (``data``, its text, for errors)."""
         if not isinstance(obj, dict):
@@ -292,8 +287,7 @@ class OpenAIStream:
             self._items = await self.batch(text_only=False)
             if not self._items:
                 raise StopAsyncIteration
-        item = self._items.pop(0)
-        return StreamChunk(text=item) if isinstance(item, str) else item
+        return cast(StreamChunk, self._items.pop(0))  # read with text_only=False: chunks only
 
     async def batch(self, *, text_only: bool = True) -> list[StreamChunk | str]:
         """The events that arrived since the last read (waiting for one), as ``StreamChunk``s,
