@@ -21,11 +21,6 @@ class TokenBucket:
     level: float
     updated: float
 
-    def refill(self, now: float) -> None:
-        rate = self.capacity / 60.0
-        self.level = min(self.capacity, self.level + (now - self.updated) * rate)
-        self.updated = now
-
     def wait_for(self, amount: float) -> float:
         """Seconds until ``amount`` units are available (0 when they already are)."""
         missing = amount - self.level
@@ -43,13 +38,12 @@ class RateLimiter:
     def admit(self, key_id: str, rpm: int | None, tpm: int | None) -> float | None:
         """Take one request from ``key_id``'s allowance, or return the seconds to wait."""
         now = self._clock.now()
-        requests = self._bucket(self._rpm, key_id, rpm, now) if rpm else None
-        tokens = self._bucket(self._tpm, key_id, tpm, now) if tpm else None
-        wait = 0.0
-        if requests is not None:
-            wait = requests.wait_for(1.0)
-        if tokens is not None and tokens.level <= 0:
-            wait = max(wait, tokens.wait_for(1e-9))
+        requests = _current(self._rpm, key_id, rpm, now) if rpm else None
+        wait = requests.wait_for(1.0) if requests is not None else 0.0
+        if tpm:
+            tokens = _current(self._tpm, key_id, tpm, now)
+            if tokens.level <= 0:
+                wait = max(wait, tokens.wait_for(1e-9))
         if wait > 0:
             return wait
         if requests is not None:
@@ -60,17 +54,19 @@ class RateLimiter:
         """Charge a finished call's tokens to ``key_id``'s TPM allowance."""
         if not tpm or tokens <= 0:
             return
-        bucket = self._bucket(self._tpm, key_id, tpm, self._clock.now())
-        bucket.level -= tokens
+        _current(self._tpm, key_id, tpm, self._clock.now()).level -= tokens
 
-    @staticmethod
-    def _bucket(table: dict[str, TokenBucket], key_id: str, capacity: int,
-                now: float) -> TokenBucket:
-        bucket = table.get(key_id)
-        if bucket is None:
-            bucket = table[key_id] = TokenBucket(float(capacity), float(capacity), now)
-        else:
-            if bucket.capacity != capacity:  # the key's limit changed
-                bucket.capacity = float(capacity)
-            bucket.refill(now)
+
+def _current(table: dict[str, TokenBucket], key_id: str, capacity: int,
+             now: float) -> TokenBucket:
+    """``key_id``'s bucket, refilled up to ``now`` (and resized if the key's limit changed)."""
+    bucket = table.get(key_id)
+    if bucket is None:
+        bucket = table[key_id] = TokenBucket(float(capacity), float(capacity), now)
         return bucket
+    if bucket.capacity != capacity:
+        bucket.capacity = float(capacity)
+    level = bucket.level + (now - bucket.updated) * (capacity / 60.0)
+    bucket.level = level if level < capacity else float(capacity)
+    bucket.updated = now
+    return bucket

@@ -40,6 +40,9 @@ _HANDLED = frozenset({
     "max_completion_tokens", "stop", "seed", "tools", "tool_choice", "response_format",
     "logprobs", "top_logprobs", "n", "user", "functions", "function_call", "vars",
 })
+_KNOWN = _HANDLED | PASSTHROUGH
+#: the fields most requests stop at: a body with no others skips ``_options``
+_COMMON = frozenset({"model", "messages", "stream", "stream_options", "user", "vars"})
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 
@@ -75,9 +78,10 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise WireError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise WireError("the body must be a JSON object")
-    for name in data:
-        if name not in _HANDLED and name not in PASSTHROUGH:
-            raise WireError(f"unrecognized request argument supplied: {name}", name)
+    names = data.keys()
+    if not names <= _KNOWN:
+        name = next(n for n in data if n not in _KNOWN)
+        raise WireError(f"unrecognized request argument supplied: {name}", name)
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise WireError("'model' is required and must be a non-empty string", "model")
@@ -85,13 +89,10 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     # with 'vars' a feature's prompt supplies the messages, so the list may be empty
     if not isinstance(raw_messages, list) or not (raw_messages or data.get("vars")):
         raise WireError("'messages' is required and must be a non-empty array", "messages")
-    messages = tuple(_message(m, i) for i, m in enumerate(raw_messages))
-    if "functions" in data or "function_call" in data:
-        raise WireError("'functions' and 'function_call' are deprecated; use 'tools'",
-                        "functions" if "functions" in data else "function_call")
-    n = data.get("n")
-    if n is not None and (not _is_int(n) or n != 1):
-        raise WireError("only n = 1 is supported", "n")
+    messages = tuple([_message(m, i) for i, m in enumerate(raw_messages)])
+    params: dict[str, Any] = {}
+    if not names <= _COMMON:  # most requests set nothing but these
+        _options(data, params)
     stream = _opt_bool(data, "stream") or False
     include_usage = False
     options = data.get("stream_options")
@@ -108,7 +109,20 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     variables = data.get("vars")
     if variables is not None and not isinstance(variables, dict):
         raise WireError("'vars' (a feature's prompt variables) must be an object", "vars")
-    params: dict[str, Any] = {}
+    return ChatRequest(model=model, messages=messages, stream=stream,
+                       include_usage=include_usage, user=user, vars=variables,
+                       params=params)
+
+
+def _options(data: dict[str, Any], params: dict[str, Any]) -> None:
+    """The sampling, tool, format and pass-through fields of a body, checked into ``params``
+    (the runtime's parameters)."""
+    if "functions" in data or "function_call" in data:
+        raise WireError("'functions' and 'function_call' are deprecated; use 'tools'",
+                        "functions" if "functions" in data else "function_call")
+    n = data.get("n")
+    if n is not None and (not _is_int(n) or n != 1):
+        raise WireError("only n = 1 is supported", "n")
     _number(data, "temperature", 0.0, 2.0, params)
     _number(data, "top_p", 0.0, 1.0, params)
     max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
@@ -149,9 +163,6 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     extra = {k: v for k, v in data.items() if k in PASSTHROUGH and v is not None}
     if extra:
         params["extra"] = extra
-    return ChatRequest(model=model, messages=messages, stream=stream,
-                       include_usage=include_usage, user=user, vars=variables,
-                       params=params)
 
 
 # -- request pieces ------------------------------------------------------------------------------
