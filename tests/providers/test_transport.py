@@ -19,15 +19,17 @@ Reply = Callable[[bytes], list[bytes]]
 
 class Server:
     """Answers each request on a connection with the chunks ``reply(request)`` returns; a
-    chunk ``b"<close>"`` closes the connection there."""
+    chunk ``b"<close>"`` closes the connection there, ``b"<pause>"`` waits 50 ms."""
 
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
         self.connections = 0
         self.requests: list[bytes] = []
+        self.writers: set[asyncio.StreamWriter] = set()  # connections still open
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -41,6 +43,9 @@ class Server:
                     if chunk == b"<close>":
                         writer.close()
                         return
+                    if chunk == b"<pause>":
+                        await asyncio.sleep(0.05)
+                        continue
                     writer.write(chunk)
                     await writer.drain()
                     await asyncio.sleep(0)
@@ -50,18 +55,21 @@ class Server:
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable[[Reply], asyncio.Future[tuple[Server, str]]]]:
-    servers: list[asyncio.Server] = []
+    servers: list[tuple[asyncio.Server, Server]] = []
 
     async def start(reply: Reply) -> tuple[Server, str]:
         server = Server(reply)
         srv = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-        servers.append(srv)
+        servers.append((srv, server))
         port = srv.sockets[0].getsockname()[1]
         return server, f"http://127.0.0.1:{port}"
 
     yield start  # type: ignore[misc]
-    for srv in servers:
+    for srv, server in servers:
         srv.close()
+        for writer in server.writers:  # connections the test left open: their handlers end
+            writer.close()
+    await asyncio.sleep(0.01)
 
 
 def json_reply(body: bytes = b'{"ok": true}', status: bytes = b"200 OK",
@@ -257,4 +265,89 @@ async def test_openai_batches_take_what_each_read_brought(serve) -> None:  # typ
         assert any("b" in batch and "c" in batch for batch in batches)
         await stream.aclose()
     assert server.connections == 1  # read to its end, the connection went back to the pool
+    await client.aclose()
+
+
+def _sse_reply(*tail: bytes) -> list[bytes]:
+    """An OpenAI stream (one text event, then [DONE]) as chunked writes, then ``tail``."""
+    writes = [b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n',
+              b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+              b"data: [DONE]\n\n"]
+    head = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"]
+    return head + [hex(len(w))[2:].encode() + b"\r\n" + w + b"\r\n" for w in writes] + \
+        list(tail)
+
+
+async def _read_openai_stream(base: str, client: FastClient, *, until_done: bool = True) -> None:
+    upstream = OpenAICompatProvider("p", base_url=base, api_key=None, http=client)
+    stream = upstream.stream(CallRequest(model="m", messages=(Message.user("hi"),)))
+    texts = []
+    while batch := await stream.batch():
+        texts += batch
+        if not until_done:
+            break
+    await stream.aclose()
+    assert texts[0] == "hi"
+
+
+async def test_a_body_end_after_done_returns_the_connection_to_the_pool(serve) -> None:  # type: ignore[no-untyped-def]
+    # the chunked terminator comes 50 ms after data: [DONE], once the reader has left
+    server, base = await serve(lambda _r: _sse_reply(b"<pause>", b"0\r\n\r\n"))
+    pool = PooledTransport()
+    client = FastClient(pool)
+    for _ in range(3):
+        await _read_openai_stream(base, client)
+        for _ in range(100):  # the connection waits for its body's end in the background
+            if not pool._lingering:
+                break
+            await asyncio.sleep(0.01)
+    assert server.connections == 1
+    assert pool.opened == 1
+    await client.aclose()
+
+
+async def test_a_body_end_that_never_comes_closes_the_connection(serve) -> None:  # type: ignore[no-untyped-def]
+    server, base = await serve(lambda _r: _sse_reply())  # no terminator, ever
+    pool = PooledTransport(linger_s=0.05)
+    client = FastClient(pool)
+    await _read_openai_stream(base, client)
+    assert len(pool._lingering) == 1  # waiting for the end, not in the pool yet
+    for _ in range(100):
+        if not pool._lingering:
+            break
+        await asyncio.sleep(0.01)
+    assert not pool._lingering
+    await _read_openai_stream(base, client)
+    assert server.connections == 2  # the first was closed, not reused
+    await client.aclose()
+    assert not pool._lingering  # closing the client ends any wait
+
+
+async def test_a_stream_left_before_done_does_not_linger(serve) -> None:  # type: ignore[no-untyped-def]
+    # more than a body's end follows [DONE]'s absence: the reader left mid-stream
+    server, base = await serve(lambda _r: _sse_reply(b"<pause>", b"0\r\n\r\n")[:2])
+    pool = PooledTransport()
+    client = FastClient(pool)
+    await _read_openai_stream(base, client, until_done=False)
+    assert not pool._lingering  # closed at once: the upstream stops generating
+    await _read_openai_stream(base, client, until_done=False)
+    assert server.connections == 2
+    await client.aclose()
+
+
+async def test_a_lingering_connection_that_receives_more_than_an_end_is_closed(serve) -> None:  # type: ignore[no-untyped-def]
+    more = b"x" * (70 * 1024)
+    server, base = await serve(lambda _r: _sse_reply(
+        b"<pause>", hex(len(more))[2:].encode() + b"\r\n" + more + b"\r\n"))
+    pool = PooledTransport()
+    client = FastClient(pool)
+    await _read_openai_stream(base, client)
+    for _ in range(100):
+        if not pool._lingering:
+            break
+        await asyncio.sleep(0.01)
+    assert not pool._lingering
+    await _read_openai_stream(base, client)
+    assert server.connections == 2
     await client.aclose()

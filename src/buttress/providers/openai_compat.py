@@ -266,8 +266,8 @@ class OpenAIStream:
     failure is raised after the events that arrived before it have been read.
     """
 
-    __slots__ = ("_decoder", "_ended", "_exits", "_failure", "_items", "_provider", "_read",
-                 "_request")
+    __slots__ = ("_body", "_decoder", "_done", "_ended", "_exits", "_failure", "_items",
+                 "_provider", "_read", "_request")
 
     def __init__(self, provider: OpenAICompatProvider, request: CallRequest) -> None:
         self._provider = provider
@@ -277,7 +277,9 @@ class OpenAIStream:
         self._decoder = SSEDecoder()
         self._items: list[StreamChunk | str] = []  # read, not yet handed out by ``__anext__``
         self._ended = False  # [DONE] arrived, or the stream failed: nothing more is read
+        self._done = False  # [DONE] arrived
         self._failure: ProviderError | None = None
+        self._body: object = None
 
     def __aiter__(self) -> OpenAIStream:
         return self
@@ -330,7 +332,7 @@ class OpenAIStream:
         for event in events:
             data = event.data
             if data == b"[DONE]":
-                self._ended = True
+                self._ended = self._done = True
                 return  # anything after it is not the completion's
             obj = parse_json(data, provider=provider.name, model=model, what="stream event")
             text = plain_text(obj) if text_only else None
@@ -349,13 +351,19 @@ class OpenAIStream:
         response = await self._exits.enter_async_context(open_stream(
             provider._http, provider.url, provider.build_payload(self._request, stream=True),
             provider._headers, provider=provider.name, model=self._request.model))
+        self._body = response
         self._read = arrivals(response)
         return self._read
 
     async def aclose(self) -> None:
-        """Stop reading; the connection goes back to the pool only if its body was read to the
-        end (otherwise it is closed)."""
+        """Stop reading. The connection goes back to the pool if its body was read to the end,
+        or, once ``data: [DONE]`` came, when the body's end follows soon; otherwise it is
+        closed (which also tells the upstream to stop generating)."""
         self._ended = True
+        if self._done:
+            done_reading = getattr(self._body, "done_reading", None)
+            if done_reading is not None:  # the pooled transport's body
+                done_reading()
         await self._exits.aclose()
 
 

@@ -30,6 +30,8 @@ Origin = tuple[str, str, int]
 
 #: buffered body bytes at which reading pauses until the consumer catches up
 _PAUSE_AT = 256 * 1024
+#: what a lingering connection may still receive before its body's end (see ``linger``)
+_LINGER_BYTES = 64 * 1024
 
 
 class _Response:
@@ -76,8 +78,8 @@ class _Connection(asyncio.Protocol):
     parser as they arrive (no stream reader in between), and whoever waits on the response
     is woken once per arrival."""
 
-    __slots__ = ("_loop", "_waiter", "eof", "error", "origin", "parser", "paused", "reused",
-                 "state", "transport")
+    __slots__ = ("_linger_timer", "_lingering", "_loop", "_waiter", "eof", "error", "origin",
+                 "parser", "paused", "reused", "state", "transport")
 
     def __init__(self, origin: Origin, loop: asyncio.AbstractEventLoop) -> None:
         self.origin = origin
@@ -90,6 +92,8 @@ class _Connection(asyncio.Protocol):
         self.error: Exception | None = None
         self.paused = False
         self._waiter: asyncio.Future[None] | None = None
+        self._lingering: PooledTransport | None = None  # the pool it returns to (``linger``)
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -110,13 +114,16 @@ class _Connection(asyncio.Protocol):
                 self.error = httpx.RemoteProtocolError(f"malformed HTTP response: {exc}")
                 self.close()
             else:
-                if state.buffered > _PAUSE_AT and not self.paused and self.transport:
+                if self._lingering is not None:
+                    self._linger_on(state)
+                elif state.buffered > _PAUSE_AT and not self.paused and self.transport:
                     self.paused = True  # the reader is behind: let TCP push back
                     self.transport.pause_reading()
         self._wake()
 
     def eof_received(self) -> bool:
         self.eof = True
+        self._stop_lingering()
         self._wake()
         return False  # close the transport
 
@@ -124,7 +131,47 @@ class _Connection(asyncio.Protocol):
         self.eof = True
         if exc is not None and self.error is None:
             self.error = httpx.ReadError(str(exc) or type(exc).__name__)
+        self._stop_lingering()
         self._wake()
+
+    # -- lingering -------------------------------------------------------------------------------
+
+    def linger(self, pool: PooledTransport, timeout_s: float) -> None:
+        """The reader has all it wants of a body whose end has not arrived yet: an SSE stream's
+        ``data: [DONE]`` came, the chunked body's terminator may come in a later packet. Wait
+        for that end (at most ``timeout_s`` and ``_LINGER_BYTES``) in the background, then go
+        back to ``pool``; otherwise close. Closing would cost the next request a new
+        connection, and over TLS a handshake that costs more than the whole stream's relay."""
+        self._lingering = pool
+        pool._lingering.add(self)
+        self._linger_timer = self._loop.call_later(timeout_s, self._stop_lingering)
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def _linger_on(self, state: _Response) -> None:
+        if state.complete:
+            pool = self._end_linger()
+            state.body = []
+            if state.keep_alive and pool is not None:
+                pool.release(self)
+            else:
+                self.close()
+        elif state.buffered > _LINGER_BYTES:  # more than an end: the body goes on
+            self._stop_lingering()
+
+    def _end_linger(self) -> PooledTransport | None:
+        pool, self._lingering = self._lingering, None
+        if pool is not None:
+            pool._lingering.discard(self)
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+        return pool
+
+    def _stop_lingering(self) -> None:
+        if self._end_linger() is not None:
+            self.close()
 
     # -- used by the transport -------------------------------------------------------------------
 
@@ -168,6 +215,13 @@ class _Body(httpx.AsyncByteStream):
         self._transport = transport
         self._conn: _Connection | None = conn
         self._state = state
+        self._done_reading = False
+
+    def done_reading(self) -> None:
+        """The reader has what it wanted of the body (an SSE stream's ``data: [DONE]``): if the
+        body's end has not arrived when it is closed, its connection waits for it briefly
+        (``_Connection.linger``) instead of being closed."""
+        self._done_reading = True
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -207,8 +261,11 @@ class _Body(httpx.AsyncByteStream):
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if self._state.complete and self._state.keep_alive:
+        state = self._state
+        if state.complete and state.keep_alive:
             self._transport.release(conn)
+        elif self._done_reading and state.keep_alive and conn.usable:
+            conn.linger(self._transport, self._transport.linger_s)
         else:  # unread or cut short: the connection's position in the stream is unknown
             conn.close()
 
@@ -237,8 +294,11 @@ class PooledTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 with a LIFO keep-alive pool per origin. ``max_idle`` per origin are kept."""
 
     def __init__(self, *, max_idle: int = 256, ssl_context: ssl.SSLContext | None = None,
-                 connect_timeout_s: float = 30.0) -> None:
+                 connect_timeout_s: float = 30.0, linger_s: float = 2.0) -> None:
         self.max_idle = max_idle
+        #: how long a connection waits for the end of a body its reader is done with
+        self.linger_s = linger_s
+        self._lingering: set[_Connection] = set()
         self.connect_timeout_s = connect_timeout_s
         self._ssl = ssl_context
         self._idle: dict[Origin, list[_Connection]] = {}
@@ -358,6 +418,8 @@ class PooledTransport(httpx.AsyncBaseTransport):
             for conn in idle:
                 conn.close()
         self._idle.clear()
+        for conn in list(self._lingering):
+            conn._stop_lingering()
 
 
 class _StaleConnection(Exception):
