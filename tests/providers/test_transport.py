@@ -351,3 +351,22 @@ async def test_a_lingering_connection_that_receives_more_than_an_end_is_closed(s
     await _read_openai_stream(base, client)
     assert server.connections == 2
     await client.aclose()
+
+
+async def test_headers_are_sent_as_they_are_now_even_when_kept_encoded(serve) -> None:  # type: ignore[no-untyped-def]
+    server, base = await serve(json_reply())
+    client = FastClient(PooledTransport())
+    headers = {"Authorization": "Bearer one", "Content-Type": "text/plain"}
+    for _ in range(2):
+        await post_json(client, base + "/v1/x", {}, headers, provider="p", model="m")
+    headers["Authorization"] = "Bearer two"  # a rotated key: the same dict, changed
+    await post_json(client, base + "/v1/x", {}, headers, provider="p", model="m")
+    sent = [r.split(b"\r\n\r\n")[0].split(b"\r\n")[1:] for r in server.requests]
+    assert sent[0] == sent[1]
+    assert b"Authorization: Bearer one" in sent[0]
+    assert b"Authorization: Bearer two" in sent[2]
+    # the caller's Content-Type replaces the default, and is sent once
+    assert [h for h in sent[2] if h.lower().startswith(b"content-type")] == \
+        [b"Content-Type: text/plain"]
+    assert b"Accept: application/json" in sent[2]
+    await client.aclose()

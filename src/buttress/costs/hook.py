@@ -25,6 +25,7 @@ class BudgetHook:
     def __init__(self, book: BudgetBook | None, max_cost: MaxCostFn, *,
                  runaway: RunawayDetector | None = None) -> None:
         self.book = book
+        self.needs_before = book is not None  # no book: nothing to reserve
         self.max_cost = max_cost
         self.runaway = runaway
         self._held: dict[str, Reservation] = {}

@@ -29,6 +29,8 @@ from buttress.runtime.structured import dump_value
 
 
 class LedgerHook:
+    needs_before = False  # it records outcomes only
+
     def __init__(self, writer: LedgerWriter, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.writer = writer
         self.clock = clock

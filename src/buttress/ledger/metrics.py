@@ -46,6 +46,8 @@ class _Histogram:
 
 
 class CallMetrics:
+    needs_before = False  # it counts outcomes only
+
     def __init__(self, *, queue_stats: Callable[[], Any] | None = None) -> None:
         from prometheus_client import CollectorRegistry
 
@@ -83,11 +85,15 @@ class CallMetrics:
             _histogram(self.ttft, feature).observe(outcome.ttft_s)
         if result is None:
             return
-        usage = result.total_usage
-        for kind, n in (("prompt", usage.prompt_tokens), ("completion", usage.completion_tokens),
-                        ("cached", usage.cached_tokens), ("reasoning", usage.reasoning_tokens)):
-            if n:
-                self.tokens[(feature, model, kind)] += n
+        usage, tokens = result.total_usage, self.tokens
+        if usage.prompt_tokens:
+            tokens[(feature, model, "prompt")] += usage.prompt_tokens
+        if usage.completion_tokens:
+            tokens[(feature, model, "completion")] += usage.completion_tokens
+        if usage.cached_tokens:
+            tokens[(feature, model, "cached")] += usage.cached_tokens
+        if usage.reasoning_tokens:
+            tokens[(feature, model, "reasoning")] += usage.reasoning_tokens
         if result.cost_usd:
             key = (feature, model)
             self.cost[key] = self.cost.get(key, 0.0) + result.cost_usd

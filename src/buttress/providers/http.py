@@ -254,8 +254,8 @@ async def post_json(client: httpx.AsyncClient, url: str, payload: dict[str, Any]
     """POST JSON and return the decoded JSON body, raising typed errors on any failure."""
     try:
         if isinstance(client, FastClient):
-            status, raw, stream = await client.pooled.post(url, {**_JSON, **headers},
-                                                           _encode(payload))
+            status, raw, stream = await client.pooled.post(url, headers, _encode(payload),
+                                                           _JSON)
             body = await stream.aread()
             response_headers: httpx.Headers | None = None
         else:
@@ -277,8 +277,8 @@ async def open_stream(client: httpx.AsyncClient, url: str, payload: dict[str, An
     """POST and open a streamed response, raising typed errors for error statuses."""
     try:
         if isinstance(client, FastClient):
-            status, raw, stream = await client.pooled.post(url, {**_SSE, **headers},
-                                                           _encode(payload))
+            status, raw, stream = await client.pooled.post(url, headers, _encode(payload),
+                                                           _SSE)
             try:
                 if status >= 400:
                     raise classify_status(status, httpx.Headers(raw), await stream.aread(),

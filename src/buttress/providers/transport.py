@@ -182,13 +182,14 @@ class _Connection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def wait(self) -> None:
-        """Until more bytes, the end of the stream or an error arrive."""
+    def wait(self) -> asyncio.Future[None]:
+        """A future done when more bytes, the end of the stream or an error arrive (a plain
+        call, not a coroutine: the readers await it once per arrival)."""
         if self.paused and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
         waiter = self._waiter = self._loop.create_future()
-        await waiter
+        return waiter
 
     def start(self, payload: bytes) -> _Response:
         """Send a request; its response is read into the returned state."""
@@ -299,6 +300,9 @@ class PooledTransport(httpx.AsyncBaseTransport):
         #: how long a connection waits for the end of a body its reader is done with
         self.linger_s = linger_s
         self._lingering: set[_Connection] = set()
+        #: encoded header lines per headers dict (``_header_block``)
+        self._blocks: dict[tuple[int, int], tuple[dict[str, str], dict[str, str] | None,
+                                                  dict[str, str], bytes]] = {}
         self.connect_timeout_s = connect_timeout_s
         self._ssl = ssl_context
         self._idle: dict[Origin, list[_Connection]] = {}
@@ -360,16 +364,33 @@ class PooledTransport(httpx.AsyncBaseTransport):
         return httpx.Response(status, headers=headers, stream=stream,
                               extensions={"http_version": b"HTTP/1.1"})
 
-    async def post(self, url: str, headers: dict[str, str],
-                   body: bytes) -> tuple[int, list[tuple[bytes, bytes]], _Body]:
-        """POST ``body`` without httpx's request machinery: the providers' hot path."""
+    async def post(self, url: str, headers: dict[str, str], body: bytes,
+                   defaults: dict[str, str] | None = None,
+                   ) -> tuple[int, list[tuple[bytes, bytes]], _Body]:
+        """POST ``body`` without httpx's request machinery: the providers' hot path.
+        ``headers`` go out over ``defaults`` (a name in both is sent once, as in
+        ``headers``)."""
         origin, target, host = _target(url)
-        head = [b"POST ", target, b" HTTP/1.1\r\nHost: ", host,
-                b"\r\nContent-Length: ", str(len(body)).encode(), b"\r\n"]
-        for name, value in headers.items():
-            head += (name.encode(), b": ", value.encode(), b"\r\n")
-        head.append(b"\r\n")
-        return await self.send(origin, b"".join(head) + body, self.connect_timeout_s)
+        return await self.send(origin, b"".join((
+            b"POST ", target, b" HTTP/1.1\r\nHost: ", host, b"\r\nContent-Length: ",
+            str(len(body)).encode(), b"\r\n", self._header_block(headers, defaults),
+            b"\r\n", body)), self.connect_timeout_s)
+
+    def _header_block(self, headers: dict[str, str], defaults: dict[str, str] | None) -> bytes:
+        """The encoded header lines. A provider sends the same headers on every request, so
+        the block is kept per headers dict, and used while that dict still holds the same."""
+        key = (id(headers), id(defaults))
+        kept = self._blocks.get(key)
+        if kept is not None and kept[0] is headers and kept[1] is defaults and \
+                kept[2] == headers:
+            return kept[3]
+        merged = {**defaults, **headers} if defaults else headers
+        block = b"".join([b"%s: %s\r\n" % (name.encode(), value.encode())
+                          for name, value in merged.items()])
+        if len(self._blocks) >= 256:  # many throwaway dicts: start over
+            self._blocks.clear()
+        self._blocks[key] = (headers, defaults, dict(headers), block)
+        return block
 
     async def send(self, origin: Origin, payload: bytes, connect_timeout: float | None
                    ) -> tuple[int, list[tuple[bytes, bytes]], _Body]:

@@ -94,7 +94,7 @@ class CheckedCall:
         if cached is not None:
             return cached
         try:
-            await run_before(rt.hooks, call)
+            await run_before(rt.before_hooks, call)
             won = await rt.executor.run(call, self.attempt, self.attempts,
                                         skip=self.skip if call.routing is not None else None)
         except (AllAttemptsFailed, OutputError) as exc:

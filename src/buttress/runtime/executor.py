@@ -109,9 +109,10 @@ class Executor:
         errors: list[Exception] = []
         counter = _Counter()
         loop = asyncio.get_running_loop()  # looked up once: on Python 3.11 each is a syscall
+        task = current(loop)
         run = _Run(call, fn, attempts, counter, deadline, first_byte_timeout, discard, loop)
         try:
-            with Expiry(loop, current(loop), loop.time() + policy.deadline_s):
+            with Expiry(loop, task, loop.time() + policy.deadline_s):
                 for position, target in enumerate(call.targets):
                     breaker = self.breakers.get(target.provider, target.model,
                                                 failures=policy.breaker_failures,
@@ -135,7 +136,9 @@ class Executor:
                                 self.clock.now(), "error", exc))
                             break
                         try:
-                            return await self._maybe_hedged(run, target, kind, breaker)
+                            if policy.hedge_after_s is None:  # the attempt runs in this task
+                                return await self._attempt(run, target, kind, breaker, task)
+                            return await self._hedged(run, target, kind, breaker)
                         except OutputError as exc:
                             errors.append(exc)
                             if not exc.falls_back:
@@ -168,14 +171,15 @@ class Executor:
                             started_at=self.clock.wall(), started=self.clock.now(),
                             next_index=counter.next, price=self.price)
 
-    async def _maybe_hedged(self, run: _Run[T], target: Target, kind: AttemptKind,
-                            breaker: CircuitBreaker) -> Won[T]:
+    async def _hedged(self, run: _Run[T], target: Target, kind: AttemptKind,
+                      breaker: CircuitBreaker) -> Won[T]:
+        """An attempt, and after ``hedge_after_s`` a second one beside it (each in its own
+        task): the first to succeed wins."""
         def one(k: AttemptKind) -> Awaitable[Won[T]]:
-            return self._attempt(run, target, k, breaker)
+            return self._attempt(run, target, k, breaker, None)
 
         hedge_after = run.call.policy.hedge_after_s
-        if hedge_after is None:
-            return await one(kind)
+        assert hedge_after is not None
         first = asyncio.ensure_future(one(kind))
         pending: set[asyncio.Future[Won[T]]] = {first}
         try:
@@ -212,7 +216,8 @@ class Executor:
                 await asyncio.gather(*pending, return_exceptions=True)
 
     async def _attempt(self, run: _Run[T], target: Target, kind: AttemptKind,
-                       breaker: CircuitBreaker) -> Won[T]:
+                       breaker: CircuitBreaker, task: asyncio.Task[object] | None) -> Won[T]:
+        """One attempt, in ``task`` (the running task; None: look it up)."""
         clock = self._clock_for(run.counter, kind, target)
         limit = self.limits.get(target.provider)
         timeout = run.first_byte_timeout or run.call.policy.attempt_timeout_s
@@ -224,7 +229,7 @@ class Executor:
                 acquired = True
             loop = run.loop
             try:
-                with Expiry(loop, current(loop), loop.time() + timeout) as scope:
+                with Expiry(loop, task or current(loop), loop.time() + timeout) as scope:
                     value = await run.fn(target, clock)
             except TimeoutError as exc:
                 if not scope.expired:

@@ -38,6 +38,10 @@ class Outcome:
 
 
 class CallHook(Protocol):
+    """A hook may set ``needs_before = False`` (a class or instance attribute) when its
+    ``before`` does nothing, as a hook that only records outcomes: the runtime then does not
+    call it (``refusers``)."""
+
     async def before(self, call: Call) -> None:
         """Called before dispatch; raise to refuse the call."""
         ...
@@ -55,6 +59,11 @@ class CallCache(Protocol):
     async def lookup(self, call: Call) -> CallResult | None: ...
 
     async def store(self, call: Call, result: CallResult) -> None: ...
+
+
+def refusers(hooks: Sequence[CallHook]) -> tuple[CallHook, ...]:
+    """The hooks whose ``before`` counts (all but those that say ``needs_before = False``)."""
+    return tuple(h for h in hooks if getattr(h, "needs_before", True))
 
 
 async def run_before(hooks: Sequence[CallHook], call: Call) -> None:

@@ -12,7 +12,14 @@ from buttress.providers.base import Provider
 from buttress.runtime.breaker import BreakerBoard
 from buttress.runtime.checked import CheckedCall, settle
 from buttress.runtime.executor import Executor, Limits, Won
-from buttress.runtime.hooks import CallCache, CallHook, Outcome, run_after, run_before
+from buttress.runtime.hooks import (
+    CallCache,
+    CallHook,
+    Outcome,
+    refusers,
+    run_after,
+    run_before,
+)
 from buttress.runtime.result import (
     Attempt,
     AttemptClock,
@@ -45,6 +52,8 @@ class Runtime:
         self.contract_support = dict(contract_support or {})
         self.latency = LatencyBook()  # what cascades expect of a model with no configured figure
         self.hooks = tuple(hooks)
+        #: the hooks whose ``before`` is awaited before dispatch
+        self.before_hooks = refusers(self.hooks)
         self.cache = cache
         self.clock = clock
         self.price = price
@@ -87,7 +96,7 @@ class Runtime:
         if cached is not None:
             return cached
         try:
-            await run_before(self.hooks, call)
+            await run_before(self.before_hooks, call)
             won = await self.executor.run(call, attempt, attempts)
         except BaseException as exc:
             await run_after(self.hooks, self.outcome_failed(call, exc, attempts, start))

@@ -107,7 +107,7 @@ class CallStream:
 
         policy = call.policy
         try:
-            await run_before(runtime.hooks, call)
+            await run_before(runtime.before_hooks, call)
             self._won = await runtime.executor.run(
                 call, attempt, self._attempts,
                 first_byte_timeout=policy.ttft_timeout_s or policy.attempt_timeout_s,
