@@ -67,9 +67,15 @@ class CallPricing:
         """The most this call's request can cost on any model of its chain."""
         request = call.request
         # about 3 characters a token, rounded up generously: reserving too much is safe
-        chars = sum(len(m.content or "") + 16 for m in request.messages)
+        chars = 0
+        for m in request.messages:
+            chars += len(m.content or "") + 16
         prompt_tokens = chars // 3 + 16
         max_tokens = request.max_tokens or self.default_max_tokens
-        return max((self.pricer.max_cost(self.types.get(t.provider, t.provider), t.model,
-                                         prompt_tokens, max_tokens) for t in call.targets),
-                   default=0.0)
+        most = 0.0
+        for t in call.targets:
+            cost = self.pricer.max_cost(self.types.get(t.provider, t.provider), t.model,
+                                        prompt_tokens, max_tokens)
+            if not cost <= most:  # a NaN too: reserve refuses it
+                most = cost
+        return most

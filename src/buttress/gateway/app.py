@@ -64,6 +64,9 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 _JSON = (b"content-type", b"application/json")
 _CACHE_MODES: dict[bytes, CacheMode] = {b"bypass": "bypass", b"refresh": "refresh",
                                         b"use": "use"}
+#: the request headers ``_header`` reads
+_META_HEADERS = frozenset({b"x-buttress-feature", b"x-buttress-tags", b"x-buttress-user",
+                           b"x-buttress-session", b"x-buttress-cache"})
 
 
 class _ClientGone(Exception):
@@ -275,20 +278,30 @@ async def _send_error(send: Send, err: HttpError,
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")  # the usual request: one message holds it all
+        if len(body) > limit:
+            raise _too_large(limit)
+        return body
     chunks = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise _ClientGone
         body = message.get("body", b"")
         size += len(body)
         if size > limit:
-            raise GatewayRefusal(f"request body larger than {limit} bytes", status=413,
-                                 kind="request_too_large", type="invalid_request_error")
+            raise _too_large(limit)
         chunks.append(body)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return b"".join(chunks)
+        message = await receive()
+
+
+def _too_large(limit: int) -> GatewayRefusal:
+    return GatewayRefusal(f"request body larger than {limit} bytes", status=413,
+                          kind="request_too_large", type="invalid_request_error")
 
 
 async def _until_disconnect(receive: Receive) -> None:
@@ -333,25 +346,24 @@ class GatewayApp:
     async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         gw = self.gateway
         meta = _Meta()
-        authorization = length = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value
-            elif name == b"content-length":
-                length = value
-            elif name.startswith(b"x-buttress-"):
-                try:
-                    _header(meta, name, value)
-                except GatewayRefusal as exc:
-                    await _send_error(send, http_error(exc))
-                    return
+        # a name sent twice counts as its last value (an SDK sends a dozen headers: one dict
+        # and a few lookups, rather than a comparison chain for each)
+        headers = dict(scope["headers"])
+        authorization = headers.get(b"authorization")
+        length = headers.get(b"content-length")
+        if not _META_HEADERS.isdisjoint(headers):
+            try:
+                for name, value in scope["headers"]:
+                    if name in _META_HEADERS:
+                        _header(meta, name, value)
+            except GatewayRefusal as exc:
+                await _send_error(send, http_error(exc))
+                return
         try:
             meta.key = await gw.authenticate(authorization)
             if length is not None and (not length.isdigit() or
                                        int(length) > gw.max_body_bytes):
-                raise GatewayRefusal(f"request body larger than {gw.max_body_bytes} bytes",
-                                     status=413, kind="request_too_large",
-                                     type="invalid_request_error")
+                raise _too_large(gw.max_body_bytes)
             req = parse_chat_request(await _read_body(receive, gw.max_body_bytes))
         except WireError as exc:
             await _send_error(send, HttpError(400, exc.message, "invalid_request_error",

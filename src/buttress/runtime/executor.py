@@ -12,6 +12,7 @@ Order of the wrappers around one attempt, outermost first::
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -70,14 +71,56 @@ class Won(Generic[T]):
     release: Callable[[], None]
 
 
+class Slots:
+    """One provider's concurrency limit: ``asyncio.Semaphore``'s behaviour (waiters served in
+    order, safe to cancel), with a free slot taken by a plain call (``take_now``) rather than a
+    coroutine: the call path asks on every attempt, and a slot is nearly always free."""
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, n: int) -> None:
+        self._free = n
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def take_now(self) -> bool:
+        """Take a slot if one is free and no one is waiting for one."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Take a slot, waiting in line for one if need be."""
+        if self.take_now():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as it was cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes straight to the next in line
+                return
+        self._free += 1
+
+
 class Limits:
     """Per-provider concurrency limits (a provider without a limit is unlimited)."""
 
     def __init__(self, limits: Mapping[str, int]) -> None:
-        self._sems = {name: asyncio.Semaphore(n) for name, n in limits.items() if n}
+        self._slots = {name: Slots(n) for name, n in limits.items() if n}
 
-    def get(self, provider: str) -> asyncio.Semaphore | None:
-        return self._sems.get(provider)
+    def get(self, provider: str) -> Slots | None:
+        return self._slots.get(provider)
 
 
 def _noop() -> None:
@@ -225,7 +268,8 @@ class Executor:
         acquired = False
         try:
             if limit is not None:
-                await limit.acquire()
+                if not limit.take_now():
+                    await limit.take()
                 acquired = True
             loop = run.loop
             try:
