@@ -11,8 +11,9 @@ requests is what one request costs, start-up excluded. The count is user-space i
 of buttress, CPython, uvloop and every library; the kernel and the HTTP server are not in it.
 The event loop's thread and the other threads (the ledger writer) are counted apart: the
 writer's share a request depends on how many records each of its batches takes, which the
-run's timing decides (it moves by 10% and more between runs), while the event loop's repeats
-to within about 1%.
+run's timing decides. The event loop's count for a plain request repeats to within about 1.5%;
+for a stream to within about 5%, since under valgrind's slowdown a busy machine lets more of
+the upstream's events arrive together (fewer reads). Compare revisions in one run.
 
     python bench/icount_gateway.py REV_A REV_B [--kind plain stream] [--few 8 --many 48]
 

@@ -116,6 +116,7 @@ class _State:
 
     budget: Budget
     window: PeriodWindow
+    soft: float | None = None  # the budget's soft threshold, read once
     spent: float = 0.0
     reserved: float = 0.0
     soft_alerted: bool = False
@@ -234,7 +235,8 @@ class BudgetBook:
             for state in reservation._states:
                 state.reserved = max(0.0, state.reserved - reservation.amount)
                 state.spent += charge
-                self._check_soft(state, alerts)
+                if state.soft is not None:
+                    self._check_soft(state, alerts)
         for alert in alerts:
             self._sink.send(alert)
         if bad:
@@ -276,7 +278,7 @@ class BudgetBook:
         if state is None or not state.window.contains(wall):
             # A new period starts from zero; reservations made in the old one still settle
             # against the old state object they hold.
-            state = _State(budget, self._window(budget.period, wall))
+            state = _State(budget, self._window(budget.period, wall), budget.soft_threshold)
             self._states[budget.name] = state
         return state
 
@@ -288,7 +290,7 @@ class BudgetBook:
         return window
 
     def _check_soft(self, state: _State, alerts: list[Alert]) -> None:
-        threshold = state.budget.soft_threshold
+        threshold = state.soft
         if threshold is not None and not state.soft_alerted and state.spent >= threshold:
             state.soft_alerted = True
             alerts.append(_alert(state, "soft_limit", state.spent, threshold, self._clock.wall(),
