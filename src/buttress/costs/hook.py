@@ -76,6 +76,6 @@ class CallPricing:
         for t in call.targets:
             cost = self.pricer.max_cost(self.types.get(t.provider, t.provider), t.model,
                                         prompt_tokens, max_tokens)
-            if not cost <= most:  # a NaN too: reserve refuses it
+            if cost > most or cost != cost:  # a NaN (no price gives one) stays: refused
                 most = cost
         return most
