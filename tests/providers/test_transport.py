@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import httpx
+import orjson
 import pytest
 
 from buttress.errors import ProviderUnavailable, RateLimited
@@ -369,4 +370,39 @@ async def test_headers_are_sent_as_they_are_now_even_when_kept_encoded(serve) ->
     assert [h for h in sent[2] if h.lower().startswith(b"content-type")] == \
         [b"Content-Type: text/plain"]
     assert b"Accept: application/json" in sent[2]
+    await client.aclose()
+
+
+async def test_an_anthropic_stream_ended_by_message_stop_keeps_its_connection(serve) -> None:  # type: ignore[no-untyped-def]
+    from buttress.providers.anthropic import AnthropicProvider
+
+    def event(kind: str, **data: object) -> bytes:
+        return b"event: " + kind.encode() + b"\ndata: " + \
+            orjson.dumps({"type": kind, **data}) + b"\n\n"
+
+    writes = [
+        event("message_start", message={"id": "m", "type": "message", "role": "assistant",
+                                        "content": [], "model": "claude", "stop_reason": None,
+                                        "usage": {"input_tokens": 3, "output_tokens": 1}}),
+        event("content_block_start", index=0, content_block={"type": "text", "text": ""}),
+        event("content_block_delta", index=0, delta={"type": "text_delta", "text": "hi"}),
+        event("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 2})
+        + event("message_stop")]
+    sse = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+           b"Transfer-Encoding: chunked\r\n\r\n"]
+    sse += [hex(len(w))[2:].encode() + b"\r\n" + w + b"\r\n" for w in writes]
+    sse += [b"<pause>", b"0\r\n\r\n"]  # the body's end, after the reader has left
+    server, base = await serve(lambda _r: sse)
+    pool = PooledTransport()
+    client = FastClient(pool)
+    upstream = AnthropicProvider("a", base_url=base, api_key=None, http=client)
+    for _ in range(2):
+        chunks = [c async for c in upstream.stream(
+            CallRequest(model="claude", messages=(Message.user("hi"),)))]
+        assert "".join(c.text or "" for c in chunks) == "hi"
+        for _ in range(100):
+            if not pool._lingering:
+                break
+            await asyncio.sleep(0.01)
+    assert server.connections == 1
     await client.aclose()

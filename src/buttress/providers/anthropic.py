@@ -29,6 +29,7 @@ from buttress.providers.base import Provider
 from buttress.providers.http import (
     SHAPE_ERRORS,
     describe_shape_error,
+    done_reading,
     error_from_object,
     iter_sse,
     merge_extra,
@@ -229,6 +230,8 @@ class AnthropicProvider(Provider):
                         raise MalformedResponse(
                             f"unreadable stream event: {describe_shape_error(exc)}",
                             provider=self.name, model=model) from exc
+                    if state.stopped:  # the last event: the body's end may come later
+                        done_reading(response)
                     if chunk is not None:
                         yield chunk
                     if state.stopped:

@@ -297,6 +297,16 @@ async def open_stream(client: httpx.AsyncClient, url: str, payload: dict[str, An
         raise transport_error(exc, provider=provider, model=model) from exc
 
 
+def done_reading(response: object) -> None:
+    """The reader has the stream's last event (OpenAI's ``data: [DONE]``, Anthropic's
+    ``message_stop``) and will read no more: the pooled transport's body then keeps its
+    connection for the next request if the body's end follows soon, rather than closing it
+    (``_Body.done_reading``). Other bodies are closed as usual."""
+    done = getattr(response, "done_reading", None)
+    if done is not None:
+        done()
+
+
 class SSEEvent:
     """One server-sent event. ``data`` stays bytes: every adapter hands it straight to the JSON
     parser, so decoding it here would only be undone there."""

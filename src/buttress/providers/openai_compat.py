@@ -28,6 +28,7 @@ from buttress.providers.http import (
     SSEEvent,
     arrivals,
     describe_shape_error,
+    done_reading,
     error_from_object,
     merge_extra,
     open_stream,
@@ -361,9 +362,7 @@ class OpenAIStream:
         closed (which also tells the upstream to stop generating)."""
         self._ended = True
         if self._done:
-            done_reading = getattr(self._body, "done_reading", None)
-            if done_reading is not None:  # the pooled transport's body
-                done_reading()
+            done_reading(self._body)
         await self._exits.aclose()
 
 
