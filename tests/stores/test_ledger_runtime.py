@@ -70,10 +70,12 @@ async def test_thousand_chaos_calls_leave_exactly_one_record_per_call_and_attemp
     assert len(calls) == 1000
     assert {c.call_id for c in calls} == set(attempts_seen)
     assert sum(attempts_seen.values()) > 1000  # chaos forced retries and fallbacks
+    kinds = set()
     for call in calls:
         got = store.get_call(call.call_id)
         assert got is not None
         record, attempts = got
+        kinds.update(a.kind for a in attempts)
         assert len(attempts) == attempts_seen[call.call_id] == record.attempts
         assert [a.index for a in attempts] == list(range(len(attempts)))
         assert record.status == "ok"
@@ -81,7 +83,8 @@ async def test_thousand_chaos_calls_leave_exactly_one_record_per_call_and_attemp
         assert record.tags == ("chaos",)
         assert record.cost_usd == 0.0  # fake models are priced as local: free, tokens kept
         assert record.prompt_tokens > 0
-    kinds = {a.kind for c in calls[:200] for a in store.get_call(c.call_id)[1]}  # type: ignore[index]
+    # over all 1,000 calls: 0.3^3 = 2.7% exhaust the primary's retries, about 27 (among any
+    # 200, none do about once in 240 runs: the chaos draws fall in scheduling order)
     assert {"primary", "retry", "fallback"} <= kinds
     store.close()
 
