@@ -73,6 +73,11 @@ async def serve() -> AsyncIterator[Callable[[Reply], asyncio.Future[tuple[Server
     await asyncio.sleep(0.01)
 
 
+def _chunk(data: bytes) -> bytes:
+    """``data`` as one chunk of a chunked body."""
+    return hex(len(data))[2:].encode() + b"\r\n" + data + b"\r\n"
+
+
 def json_reply(body: bytes = b'{"ok": true}', status: bytes = b"200 OK",
                extra: bytes = b"") -> Reply:
     return lambda _req: [b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
@@ -167,7 +172,7 @@ async def test_sse_lines_split_across_chunks_and_crlf(serve) -> None:  # type: i
            b"Transfer-Encoding: chunked\r\n\r\n"]
     for piece in (b"data: {\"a\"", b":1}\r", b"\n\r\nevent: x\rdata: two\r\n", b"\r\n",
                   b"data: [DONE]\n\n"):
-        sse.append(hex(len(piece))[2:].encode() + b"\r\n" + piece + b"\r\n")
+        sse.append(_chunk(piece))
     sse.append(b"0\r\n\r\n")
     server, base = await serve(lambda _r: sse)
     client = FastClient(PooledTransport())
@@ -247,7 +252,7 @@ async def test_openai_batches_take_what_each_read_brought(serve) -> None:  # typ
               finish + b"data: [DONE]\n\n"]
     sse = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
            b"Transfer-Encoding: chunked\r\n\r\n"]
-    sse += [hex(len(w))[2:].encode() + b"\r\n" + w + b"\r\n" for w in writes]
+    sse += [_chunk(w) for w in writes]
     sse[-1] += b"0\r\n\r\n"  # the body's end comes with [DONE], as servers send it
     server, base = await serve(lambda _r: sse)
     client = FastClient(PooledTransport())
@@ -269,6 +274,14 @@ async def test_openai_batches_take_what_each_read_brought(serve) -> None:  # typ
     await client.aclose()
 
 
+async def _linger_over(pool: PooledTransport) -> None:
+    """Until no connection of ``pool`` waits for its body's end (a second at most)."""
+    for _ in range(100):
+        if not pool._lingering:
+            return
+        await asyncio.sleep(0.01)
+
+
 def _sse_reply(*tail: bytes) -> list[bytes]:
     """An OpenAI stream (one text event, then [DONE]) as chunked writes, then ``tail``."""
     writes = [b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n',
@@ -276,7 +289,7 @@ def _sse_reply(*tail: bytes) -> list[bytes]:
               b"data: [DONE]\n\n"]
     head = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n"]
-    return head + [hex(len(w))[2:].encode() + b"\r\n" + w + b"\r\n" for w in writes] + \
+    return head + [_chunk(w) for w in writes] + \
         list(tail)
 
 
@@ -299,10 +312,7 @@ async def test_a_body_end_after_done_returns_the_connection_to_the_pool(serve) -
     client = FastClient(pool)
     for _ in range(3):
         await _read_openai_stream(base, client)
-        for _ in range(100):  # the connection waits for its body's end in the background
-            if not pool._lingering:
-                break
-            await asyncio.sleep(0.01)
+        await _linger_over(pool)  # the connection waits for its body's end
     assert server.connections == 1
     assert pool.opened == 1
     await client.aclose()
@@ -314,10 +324,7 @@ async def test_a_body_end_that_never_comes_closes_the_connection(serve) -> None:
     client = FastClient(pool)
     await _read_openai_stream(base, client)
     assert len(pool._lingering) == 1  # waiting for the end, not in the pool yet
-    for _ in range(100):
-        if not pool._lingering:
-            break
-        await asyncio.sleep(0.01)
+    await _linger_over(pool)
     assert not pool._lingering
     await _read_openai_stream(base, client)
     assert server.connections == 2  # the first was closed, not reused
@@ -340,14 +347,11 @@ async def test_a_stream_left_before_done_does_not_linger(serve) -> None:  # type
 async def test_a_lingering_connection_that_receives_more_than_an_end_is_closed(serve) -> None:  # type: ignore[no-untyped-def]
     more = b"x" * (70 * 1024)
     server, base = await serve(lambda _r: _sse_reply(
-        b"<pause>", hex(len(more))[2:].encode() + b"\r\n" + more + b"\r\n"))
+        b"<pause>", _chunk(more)))
     pool = PooledTransport()
     client = FastClient(pool)
     await _read_openai_stream(base, client)
-    for _ in range(100):
-        if not pool._lingering:
-            break
-        await asyncio.sleep(0.01)
+    await _linger_over(pool)
     assert not pool._lingering
     await _read_openai_stream(base, client)
     assert server.connections == 2
@@ -390,7 +394,7 @@ async def test_an_anthropic_stream_ended_by_message_stop_keeps_its_connection(se
         + event("message_stop")]
     sse = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
            b"Transfer-Encoding: chunked\r\n\r\n"]
-    sse += [hex(len(w))[2:].encode() + b"\r\n" + w + b"\r\n" for w in writes]
+    sse += [_chunk(w) for w in writes]
     sse += [b"<pause>", b"0\r\n\r\n"]  # the body's end, after the reader has left
     server, base = await serve(lambda _r: sse)
     pool = PooledTransport()
@@ -400,9 +404,6 @@ async def test_an_anthropic_stream_ended_by_message_stop_keeps_its_connection(se
         chunks = [c async for c in upstream.stream(
             CallRequest(model="claude", messages=(Message.user("hi"),)))]
         assert "".join(c.text or "" for c in chunks) == "hi"
-        for _ in range(100):
-            if not pool._lingering:
-                break
-            await asyncio.sleep(0.01)
+        await _linger_over(pool)
     assert server.connections == 1
     await client.aclose()

@@ -366,16 +366,7 @@ class SSEDecoder:
 
     def close(self) -> list[SSEEvent]:
         """The body ended: the last event, if it lacked its blank line (or even its newline)."""
-        tail, self._pending = self._pending.rstrip(b"\r"), b""
-        if tail:
-            name, _, value = tail.partition(b":")
-            if name == b"data":
-                self._data.append(value.removeprefix(b" "))
-            elif name == b"event":
-                self._event = value.removeprefix(b" ").decode("utf-8", "replace")
-        events = [SSEEvent(self._event or "message", b"\n".join(self._data))] if self._data else []
-        self._event, self._data = "", []
-        return events
+        return self.feed(b"\n\n")
 
 
 async def iter_sse(response: ByteStream, *, provider: str,
