@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -13,8 +14,10 @@ import uvicorn
 
 from buttress.gateway.app import GatewayApp
 from buttress.gateway.server import build_gateway, is_loopback, uvicorn_config
+from buttress.gateway.uvicorn_server import GatewayServer
 from buttress.ledger.open import open_store
 from buttress.providers.base import Provider
+from buttress.testing.fake import FakeProvider
 from buttress.types import CallRequest, Completion, StreamChunk, Usage
 
 from .harness import write_project
@@ -47,18 +50,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def start(tmp_path: Path, provider: Provider) -> tuple[uvicorn.Server, asyncio.Task[None],
-                                                             str]:
+async def start(tmp_path: Path, provider: Provider,
+                server: Callable[[uvicorn.Config], GatewayServer] = GatewayServer
+                ) -> tuple[GatewayServer, asyncio.Task[None], str]:
     path = write_project(tmp_path)
     gateway = build_gateway(path, env={}, providers={"mock": provider})
     port = free_port()
-    server = uvicorn.Server(uvicorn_config(GatewayApp(gateway), "127.0.0.1", port, drain_s=10))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
+    made = server(uvicorn_config(GatewayApp(gateway), "127.0.0.1", port, drain_s=10))
+    task = asyncio.create_task(made.serve())
+    while not made.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.005)  # waiting for a real socket, not timing anything
-    return server, task, f"http://127.0.0.1:{port}"
+    return made, task, f"http://127.0.0.1:{port}"
 
 
 BODY = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
@@ -121,6 +125,45 @@ async def test_client_disconnect_mid_stream_is_recorded_and_serving_goes_on(
         server.should_exit = True
         provider.gate.set()
         await task
+
+
+class CountingServer(GatewayServer):
+    """Counts the main loop's looks at the exit flag, which it takes hourly unless woken."""
+
+    ticks = 0
+    tick_s = 3600.0
+
+    async def on_tick(self, counter: int) -> bool:
+        self.ticks += 1
+        return await super().on_tick(counter)
+
+
+async def serve_idle(tmp_path: Path, stop: Callable[[CountingServer], None]) -> CountingServer:
+    """Serve, answer requests for a while, then ``stop`` the server: serving must end without
+    waiting for its hourly look at the flag."""
+    server, task, url = await start(tmp_path, FakeProvider(script=["hi"]), CountingServer)
+    assert isinstance(server, CountingServer)
+    async with httpx.AsyncClient(base_url=url) as http:
+        # for 0.3 s at least, in which uvicorn's own loop would look at the flag 3 times
+        until = asyncio.get_running_loop().time() + 0.3
+        while asyncio.get_running_loop().time() < until:
+            assert (await http.post("/v1/chat/completions", json=BODY)).status_code == 200
+    stop(server)
+    await asyncio.wait_for(task, 60)  # far below the hour: the flag woke the loop
+    return server
+
+
+async def test_an_idle_server_does_not_wake_to_poll_its_exit_flag(tmp_path: Path) -> None:
+    server = await serve_idle(tmp_path, lambda s: setattr(s, "should_exit", True))
+    # one look at start, one when told to exit: none while serving (uvicorn: 10 a second)
+    assert server.ticks == 2
+
+
+async def test_another_thread_wakes_the_idle_server(tmp_path: Path) -> None:
+    # as uvicorn's signal handler does, or a program serving from a thread of its own
+    server = await serve_idle(tmp_path, lambda s: threading.Thread(
+        target=setattr, args=(s, "should_exit", True)).start())
+    assert server.ticks == 2
 
 
 def test_no_keys_means_loopback_only(tmp_path: Path) -> None:

@@ -85,6 +85,20 @@ def test_records_are_written_in_batches_and_counted(writers: list[LedgerWriter])
                                   replayed=0, depth=0, blocked=0)
 
 
+def test_an_idle_writer_sleeps_until_a_record_comes_and_still_writes_it_unasked(
+        writers: list[LedgerWriter]) -> None:
+    # no flush(): each record must reach the store by the writer's own timing, also after the
+    # thread went to sleep on an empty queue (a record put then must wake it)
+    store = MemoryStore()
+    w = LedgerWriter(store, flush_interval_s=0.01)  # type: ignore[arg-type]
+    writers.append(w)
+    for i in range(1, 6):
+        w.record_call(call(i))
+        wait_until(lambda n=i: len(store.calls) == n)
+        wait_until(lambda: w._parked)  # asleep, queue empty, before the next record
+    assert store.batches == [1] * 5
+
+
 def test_recording_does_no_io_even_when_the_store_is_stuck(
         writers: list[LedgerWriter]) -> None:
     store = MemoryStore(gated=True)

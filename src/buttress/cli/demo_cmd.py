@@ -70,10 +70,10 @@ async def _run(project: Path, console: Console, *, port: int, serve: bool) -> bo
     import os
 
     import httpx
-    import uvicorn
 
     from buttress.gateway.app import GatewayApp
     from buttress.gateway.server import build_gateway, uvicorn_config
+    from buttress.gateway.uvicorn_server import GatewayServer
 
     log = OutcomeLog()
     gateway = build_gateway(config_path(project), env=os.environ, hooks=(log,))
@@ -90,7 +90,7 @@ async def _run(project: Path, console: Console, *, port: int, serve: bool) -> bo
     loaded = await _warm_up(client)
     console.print(Text(f"embedded model loaded in {seconds(loaded)}", style="dim"))
     port = port if _port_free(port) else _port_free_any()
-    server = uvicorn.Server(uvicorn_config(GatewayApp(gateway), "127.0.0.1", port))
+    server = GatewayServer(uvicorn_config(GatewayApp(gateway), "127.0.0.1", port))
     serving = asyncio.create_task(server.serve())  # its lifespan closes the client
     while not server.started:
         if serving.done():

@@ -86,12 +86,12 @@ def uvicorn_config(app: GatewayApp, host: str, port: int, *, drain_s: float = 30
 def serve(config_path: str | Path, *, host: str = "127.0.0.1", port: int = 8080,
           require_keys: bool = False, drain_s: float = 30.0) -> None:
     """Serve until SIGINT/SIGTERM, then drain and flush the ledger."""
-    import uvicorn
+    from buttress.gateway.uvicorn_server import GatewayServer
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"port must be 0..65535, got {port}", key="--port")
     gateway = build_gateway(config_path, require_keys=require_keys, host=host)
-    uvicorn.Server(uvicorn_config(GatewayApp(gateway), host, port, drain_s=drain_s)).run()
+    GatewayServer(uvicorn_config(GatewayApp(gateway), host, port, drain_s=drain_s)).run()
 
 
 def _has(module: str) -> bool:

@@ -2,7 +2,9 @@
 
 ``record_call`` and ``record_feedback`` put an entry on a bounded in-memory queue and return; they
 never touch the store. A background thread wakes when a batch is ready or every
-``flush_interval_s``, redacts the entries and writes each batch in one transaction.
+``flush_interval_s`` while anything is queued, redacts the entries and writes each batch in one
+transaction. With nothing queued it sleeps until the next entry comes (an idle process does
+not wake five times a second for nothing); that entry still waits at most ``flush_interval_s``.
 
 When the queue is full, ``on_full`` decides:
 
@@ -130,6 +132,7 @@ class LedgerWriter:
         self._cond = threading.Condition()
         self._wake = threading.Event()
         self._blocked = 0
+        self._parked = False  # the thread waits for an entry (the queue was empty)
         self._closed = False
         self._warned_closed = False
         self._queued = self._processed = 0
@@ -177,10 +180,7 @@ class LedgerWriter:
                     log.warning("ledger writer is closed; dropping records recorded after close")
                 return False
             if len(self._q) < self.max_queue:
-                self._q.append(entry)
-                self._queued += 1
-                if len(self._q) == self.batch_size:
-                    self._wake.set()
+                self._append(entry)
                 return True
             if self.on_full == "drop":
                 self._dropped += 1
@@ -200,9 +200,18 @@ class LedgerWriter:
         if self._closed or not self._thread.is_alive():
             self._dropped += 1
             return False
+        self._append(entry)
+        return True
+
+    def _append(self, entry: Entry | Deferred) -> None:
+        # Called holding self._cond.
         self._q.append(entry)
         self._queued += 1
-        return True
+        if len(self._q) == self.batch_size:
+            self._wake.set()
+        if self._parked:
+            self._parked = False
+            self._cond.notify_all()  # all: flush() and blocked callers wait on it too
 
     # -- control ----------------------------------------------------------------------------
 
@@ -258,6 +267,13 @@ class LedgerWriter:
             for path in pending_files(self._spill.directory, exclude=self._spill.path):
                 self._replay(path, locked=True)
         while True:
+            with self._cond:
+                while not self._q and not self._closed:
+                    self._parked = True  # until ``_put`` or ``close`` notifies
+                    self._cond.wait()
+                self._parked = False
+            # the first entry waits for company: at most flush_interval_s, less when a batch
+            # fills up or flush() or close() asks
             self._wake.wait(self.flush_interval_s)
             self._wake.clear()
             while True:
