@@ -124,7 +124,7 @@ class LedgerConfig(Strict):
     max_queue: int = Field(10_000, ge=1)
     batch_size: int = Field(500, ge=1)
     flush_interval_s: float = Field(
-        1.0, gt=0, description="longest a record waits before its batch is written: longer "
+        0.2, gt=0, description="longest a record waits before its batch is written: longer "
         "means fewer, larger transactions (less CPU a record) and more lost on kill -9")
     on_full: Literal["block", "drop", "spill"] = "spill"
     spill_dir: str = ".buttress/spill"
