@@ -31,14 +31,8 @@ trap cleanup EXIT
 project=$(mktemp -d "$BENCH_DIR/threads.XXXXXX")
 secret=$(bench_project "$project" "$ROOT/src" threads)
 [ -n "${TOML:-}" ] && printf "%b\n" "$TOML" >> "$project/buttress.toml"
-if [ "$TARGET" = floor ]; then
-  taskset -c 1 "$P" "$H/ref_proxy_floor.py" --host 127.0.0.1 --port "$PORT" \
-    --upstream http://127.0.0.1:9000 --key "$secret" > "$project/serve.log" 2>&1 &
-else
-  bench_serve "$project" "$ROOT/src" "$PORT" "$project/serve.log"
-fi
+bench_start "$TARGET" "$project" "$ROOT/src" "$PORT" "$secret"
 GW_PID=$!
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
 load() {  # load RATE DURATION: the load generator's summary line
   taskset -c 0 "$P" "$H/loadgen.py" --url "http://127.0.0.1:$PORT/v1/chat/completions" \
     --rate "$1" --duration "$2" --model mock-gpt --header "Authorization: Bearer $secret" \

@@ -33,14 +33,8 @@ for target in $TARGETS; do
   project=$(mktemp -d "$BENCH_DIR/slope.XXXXXX")
   secret=$(bench_project "$project" "$ROOT/src" slope)
   mock 20
-  if [ "$target" = floor ]; then
-    taskset -c 1 "$P" "$H/ref_proxy_floor.py" --host 127.0.0.1 --port "$PORT" \
-      --upstream http://127.0.0.1:9000 --key "$secret" > "$project/serve.log" 2>&1 &
-  else
-    bench_serve "$project" "$ROOT/src" "$PORT" "$project/serve.log"
-  fi
+  bench_start "$target" "$project" "$ROOT/src" "$PORT" "$secret"
   GW_PID=$!
-  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
   load "$secret" 100 3 >/dev/null  # warm up
   for chunks in $CHUNK_COUNTS; do
     mock "$chunks"
