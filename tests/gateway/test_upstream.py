@@ -13,6 +13,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
+from buttress.errors import StreamInterrupted
 from buttress.providers.http import FastClient
 from buttress.providers.openai_compat import OpenAICompatProvider
 from buttress.providers.transport import PooledTransport
@@ -179,3 +180,91 @@ async def test_the_python_client_reads_the_same_upstream_as_chunks(through: Any)
     assert stream.result is not None
     assert stream.result.completion.text == "Hello"
     assert stream.result.completion.usage.completion_tokens == 5
+
+
+def _texts(batches: list[list[StreamChunk | str]]) -> str:
+    return "".join(i if isinstance(i, str) else i.text for batch in batches for i in batch)
+
+
+async def test_a_relay_writes_nothing_more_until_a_slow_write_is_done(through: Any) -> None:
+    harness, _ = await through([
+        event({"role": "assistant", "content": "a"}), 0.01, event({"content": "b"}), 0.01,
+        event({"content": "c"}), 0.01, event({"content": "d"}), 0.01,
+        event({}, finish="stop"), event(usage=USAGE), DONE])
+    written: list[list[StreamChunk | str]] = []
+    consumer_ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def write(batch: list[StreamChunk | str]) -> Any:
+        written.append(list(batch))
+        return consumer_ready if len(written) == 2 else None  # the second takes a while
+
+    async with harness.client.stream_complete("gpt", [Message.user("hi")]) as stream:
+        relay = asyncio.create_task(stream.relay(write))
+        for _ in range(200):
+            if len(written) == 2:
+                break
+            await asyncio.sleep(0.005)  # waiting for the upstream's pauses, not timing
+        await asyncio.sleep(0.1)  # the rest of the stream arrives meanwhile
+        assert _texts(written) == "ab"  # nothing more while the write is pending
+        consumer_ready.set_result(None)
+        await relay
+    assert _texts(written) == "abcd"
+    assert len(written) == 3  # what arrived while the consumer was busy: one batch
+    assert stream.result is not None
+    assert stream.result.completion.text == "abcd"
+    assert stream.result.completion.usage.completion_tokens == 5
+    [record] = harness.records()
+    assert (record.status, record.output_text) == ("ok", "abcd")
+
+
+async def test_a_relayed_stream_past_its_deadline_is_interrupted(through: Any) -> None:
+    harness, _ = await through([event({"role": "assistant", "content": "Hel"}), 0.01,
+                                event({"content": "lo"}), 2.0, event({}, finish="stop"), DONE])
+    written: list[list[StreamChunk | str]] = []
+    stream = harness.client.stream_complete("gpt", [Message.user("hi")],
+                                            policy={"deadline_s": 0.3})
+    with pytest.raises(StreamInterrupted, match="deadline") as raised:
+        async with stream:
+            await stream.relay(lambda batch: written.append(batch))  # type: ignore[func-returns-value]
+    assert _texts(written) == "Hello"
+    assert raised.value.partial_text == "Hello"
+    [record] = harness.records()
+    assert (record.status, record.error_kind) == ("error", "stream_interrupted")
+
+
+async def test_a_relay_whose_write_fails_is_recorded_as_cancelled(through: Any) -> None:
+    harness, _ = await through([event({"role": "assistant", "content": "Hel"}), 0.01,
+                                event({"content": "lo"}), 0.05,
+                                event({}, finish="stop"), DONE])
+
+    def write(batch: list[StreamChunk | str]) -> None:
+        if _texts([batch]) == "lo":
+            raise ConnectionResetError("the client is gone")
+
+    with pytest.raises(ConnectionResetError):
+        async with harness.client.stream_complete("gpt", [Message.user("hi")]) as stream:
+            await stream.relay(write)
+    [record] = harness.records()
+    assert record.status == "cancelled"
+
+
+async def test_a_relay_cancelled_mid_stream_is_recorded_as_cancelled(through: Any) -> None:
+    harness, _ = await through([event({"role": "assistant", "content": "Hel"}), 0.01,
+                                       event({"content": "lo"}), 5.0,
+                                       event({}, finish="stop"), DONE])
+    written: list[list[StreamChunk | str]] = []
+
+    async def relay() -> None:
+        async with harness.client.stream_complete("gpt", [Message.user("hi")]) as stream:
+            await stream.relay(lambda batch: written.append(batch))  # type: ignore[func-returns-value]
+
+    task = asyncio.create_task(relay())
+    for _ in range(200):
+        if _texts(written) == "Hello":
+            break
+        await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [record] = harness.records()
+    assert record.status == "cancelled"

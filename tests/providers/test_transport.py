@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from buttress.errors import ProviderUnavailable, RateLimited
+from buttress.errors import MalformedResponse, ProviderUnavailable, RateLimited
 from buttress.providers.http import FastClient, iter_sse, open_stream, post_json
 from buttress.providers.openai_compat import OpenAICompatProvider
 from buttress.providers.transport import PooledTransport
@@ -405,5 +405,105 @@ async def test_an_anthropic_stream_ended_by_message_stop_keeps_its_connection(se
             CallRequest(model="claude", messages=(Message.user("hi"),)))]
         assert "".join(c.text or "" for c in chunks) == "hi"
         await _linger_over(pool)
+    assert server.connections == 1
+    await client.aclose()
+
+
+async def _pushed(stream: object, got: list[object]) -> list[object]:
+    """Everything a stream in push mode (``listen``/``poll``) hands its listener, until the
+    stream is over, added to ``got``; a failure is raised."""
+    over: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def listener() -> None:
+        try:
+            while items := stream.poll():  # type: ignore[attr-defined]
+                got.extend(items)
+            if items is None:
+                over.set_result(None)
+        except Exception as exc:
+            over.set_exception(exc)
+
+    assert stream.listen(listener)  # type: ignore[attr-defined]
+    try:
+        listener()
+        await over
+    finally:
+        stream.listen(None)  # type: ignore[attr-defined]
+    return got
+
+
+async def test_an_openai_stream_pushes_each_arrival_to_its_listener(serve) -> None:  # type: ignore[no-untyped-def]
+    def event(text: str) -> bytes:
+        return b'data: {"choices":[{"index":0,"delta":{"content":"' + text.encode() + \
+            b'"},"finish_reason":null}]}\n\n'
+
+    finish = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    writes = [event("a"), event("b") + event("c"), event("d")[:20], event("d")[20:],
+              finish + b"data: [DONE]\n\n"]
+    sse = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+           b"Transfer-Encoding: chunked\r\n\r\n"]
+    sse += [_chunk(w) for w in writes]
+    sse[-1] += b"0\r\n\r\n"
+    server, base = await serve(lambda _r: sse)
+    pool = PooledTransport()
+    client = FastClient(pool)
+    upstream = OpenAICompatProvider("p", base_url=base, api_key=None, http=client)
+    request = CallRequest(model="m", messages=(Message.user("hi"),))
+    for _ in range(2):
+        stream = upstream.stream(request)
+        assert await stream.batch() == ["a"]  # opened (and read) by a task, as the runtime does
+        items = await _pushed(stream, [])
+        assert items[:3] == ["b", "c", "d"]  # the split event joined whole
+        assert [getattr(i, "finish_reason", None) for i in items[3:]] == ["stop"]
+        assert await stream.batch() == []
+        await stream.aclose()
+    assert server.connections == 1  # read to its end, the connection went back to the pool
+    [conn] = pool._idle[next(iter(pool._idle))]
+    assert conn.listener is None  # the pooled connection calls no reader of a body before
+
+    # a plain request on the same connection: nothing reaches the old listener
+    server.reply = json_reply()
+    assert await post_json(client, base, {}, {}, provider="p", model="m") == {"ok": True}
+    assert server.connections == 1
+    await client.aclose()
+
+
+async def test_a_pushed_stream_that_ends_before_done_is_truncated(serve) -> None:  # type: ignore[no-untyped-def]
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+    text = b'data: {"choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}\n\n'
+    _server, base = await serve(lambda _r: [head, text % b"a", b"<pause>", text % b"b",
+                                           b"<pause>", b"<close>"])
+    client = FastClient(PooledTransport())
+    upstream = OpenAICompatProvider("p", base_url=base, api_key=None, http=client)
+    stream = upstream.stream(CallRequest(model="m", messages=(Message.user("hi"),)))
+    assert await stream.batch() == ["a"]
+    got: list[object] = []
+    with pytest.raises(MalformedResponse, match="truncated"):
+        await _pushed(stream, got)
+    assert got == ["b"]  # what came before the end was handed out first
+    await stream.aclose()
+    await client.aclose()
+
+
+async def test_a_pushed_large_body_pauses_and_resumes_reading_without_loss(serve) -> None:  # type: ignore[no-untyped-def]
+    # 4 MiB in one burst: the transport pauses reading past 256 KiB buffered, and taking them
+    # (from the listener) resumes it
+    body = bytes(range(256)) * (4 * 4096)
+    server, base = await serve(json_reply(body))
+    client = FastClient(PooledTransport())
+    received: list[bytes] = []
+    async with open_stream(client, base, {}, {}, provider="p", model="m") as stream:
+        over: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def listener() -> None:
+            while data := stream.take():  # type: ignore[attr-defined]
+                received.append(data)
+            if data is None and not over.done():
+                over.set_result(None)
+
+        stream.listen(listener)  # type: ignore[attr-defined]
+        listener()
+        await asyncio.wait_for(over, 10)
+    assert b"".join(received) == body
     assert server.connections == 1
     await client.aclose()

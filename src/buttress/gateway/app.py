@@ -25,7 +25,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +52,7 @@ from buttress.ids import new_id
 from buttress.runtime.hooks import Outcome, run_after
 from buttress.runtime.result import CacheMode, Call, CallResult, Target
 from buttress.trusted import trusted
-from buttress.types import CallRequest
+from buttress.types import CallRequest, StreamChunk
 
 log = logging.getLogger("buttress.gateway")
 
@@ -445,13 +445,17 @@ class GatewayApp:
             (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
             (b"x-buttress-call-id", call.call_id.encode())]})
         writer = ChunkWriter(call.call_id, req.model, int(time.time()), req.include_usage)
+
+        def write(batch: list[StreamChunk | str]) -> Awaitable[None] | None:
+            body = writer.events(batch)
+            if not body:
+                return None
+            return _send_now(send, {"type": "http.response.body", "body": body,
+                                    "more_body": True})
+
         try:
             async with stream:
-                async for batch in stream.batches():
-                    body = writer.events(batch)
-                    if body:
-                        await send({"type": "http.response.body", "body": body,
-                                    "more_body": True})
+                await stream.relay(write)
         except ButtressError as exc:  # after the first byte: an SSE error event ends it
             err = http_error(exc)
             await send({"type": "http.response.body", "more_body": False,
@@ -466,6 +470,37 @@ class GatewayApp:
             if req.include_usage:
                 tail = writer.usage(result.usage) + DONE
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+def _send_now(send: Send, message: dict[str, Any]) -> Awaitable[None] | None:
+    """``await send(message)`` run to its end now, outside any task, when it does not have to
+    wait (uvicorn's sends wait only while the client's socket is full); otherwise an awaitable
+    that finishes it. ``CallStream.relay`` writes from the transport's callback with it."""
+    sending = send(message)
+    try:
+        waiting_on = sending.send(None)
+    except StopIteration:
+        return None
+    return _Sending(sending, waiting_on)
+
+
+class _Sending:
+    """The rest of a send that had to wait: awaiting it waits for what the send waits on (the
+    future it yielded to ``_send_now``), then runs it on."""
+
+    __slots__ = ("sending", "waiting_on")
+
+    def __init__(self, sending: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        self.sending = sending
+        self.waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, None, None]:
+        try:
+            yield self.waiting_on  # the awaiting task waits on it as the send would have
+        except BaseException:
+            self.sending.close()
+            raise
+        return (yield from self.sending.__await__())
 
 
 def _header(meta: _Meta, name: bytes, value: bytes) -> None:

@@ -334,7 +334,7 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if not self._pending and not self._data and chunk.startswith(b"data: ") and \
-                chunk.endswith(b"\n\n") and chunk.count(b"\n") == 2 and b"\r" not in chunk:
+                chunk.endswith(b"\n\n") and chunk.count(b"\n") == 2 and chunk.find(b"\r") == -1:
             # the usual read: exactly one event of one data line
             event, self._event = self._event, ""
             return [SSEEvent(event or "message", chunk[6:-2])]
@@ -363,6 +363,11 @@ class SSEDecoder:
             elif name == b"event":
                 self._event = value.decode("utf-8", "replace")
         return events
+
+    @property
+    def idle(self) -> bool:
+        """Whether the next byte starts a new event (nothing of one is held)."""
+        return not self._pending and not self._data and not self._event
 
     def close(self) -> list[SSEEvent]:
         """The body ended: the last event, if it lacked its blank line (or even its newline)."""

@@ -13,7 +13,7 @@ the caller (and so whether it becomes ``StreamInterrupted``) is the runtime's kn
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any, Literal, cast
 
@@ -37,6 +37,7 @@ from buttress.providers.http import (
     redact_secret,
     transport_error,
 )
+from buttress.providers.text_events import TextEvents
 from buttress.trusted import trusted
 from buttress.types import (
     CallRequest,
@@ -268,7 +269,7 @@ class OpenAIStream:
     """
 
     __slots__ = ("_body", "_decoder", "_done", "_ended", "_exits", "_failure", "_items",
-                 "_provider", "_read", "_request")
+                 "_provider", "_read", "_request", "_texts")
 
     def __init__(self, provider: OpenAICompatProvider, request: CallRequest) -> None:
         self._provider = provider
@@ -276,6 +277,7 @@ class OpenAIStream:
         self._read: Arrivals | None = None
         self._exits = AsyncExitStack()
         self._decoder = SSEDecoder()
+        self._texts = TextEvents()  # text events recognised by their bytes (relays only)
         self._items: list[StreamChunk | str] = []  # read, not yet handed out by ``__anext__``
         self._ended = False  # [DONE] arrived, or the stream failed: nothing more is read
         self._done = False  # [DONE] arrived
@@ -297,35 +299,69 @@ class OpenAIStream:
         or with ``text_only`` a ``str`` for each that carries only text (see ``plain_text``:
         most of a stream, for which no ``StreamChunk`` is built).
         An empty list once the stream is over."""
-        if self._items:
-            # read for ``__anext__`` and not handed out yet: the runtime reads a stream's head
-            # chunk by chunk (until its first token), then the rest in batches
-            left, self._items = self._items, []
+        if (left := self._held()) or self._ended:
             return left
-        if self._failure is not None:
-            exc, self._failure = self._failure, None
-            raise exc
-        if self._ended:
-            return []
-        provider, model = self._provider, self._request.model
         items: list[StreamChunk | str] = []
         try:
             read = self._read or await self._open()
             while not items and not self._ended:
                 # an arrival may hold no whole event (half of one, a keep-alive comment)
-                data = await read()
-                if data is None:
-                    self._parse(self._decoder.close(), text_only, items)
-                    if not self._ended:
-                        raise MalformedResponse("stream ended before data: [DONE] (truncated)",
-                                                provider=provider.name, model=model)
-                    break
-                self._parse(self._decoder.feed(data), text_only, items)
-        except httpx.HTTPError as exc:
-            self._fail(transport_error(exc, provider=provider.name, model=model), items)
-        except ProviderError as exc:
+                self._absorb(await read(), text_only, items)
+        except (httpx.HTTPError, ProviderError) as exc:
             self._fail(exc, items)
         return items
+
+    def listen(self, listener: Callable[[], None] | None) -> bool:
+        """Push mode, once the stream is open: ``listener`` is called (from the transport's
+        protocol callback) whenever something arrives, and reads it with ``poll``. False when
+        the body cannot push (not the pooled transport's): read with ``batch`` then."""
+        listen = getattr(self._body, "listen", None)
+        if listen is None:
+            return False
+        listen(listener)
+        return True
+
+    def poll(self, *, text_only: bool = True) -> list[StreamChunk | str] | None:
+        """What ``batch`` returns, without waiting (for push mode, see ``listen``): [] when no
+        whole event has arrived since the last read, None once the stream is over."""
+        if left := self._held():
+            return left
+        if self._ended:
+            return None
+        items: list[StreamChunk | str] = []
+        try:
+            data = self._body.take()  # type: ignore[attr-defined]  # listen() said it can
+            if data != b"":
+                self._absorb(data, text_only, items)
+        except (httpx.HTTPError, ProviderError) as exc:
+            self._fail(exc, items)
+        return items
+
+    def _held(self) -> list[StreamChunk | str]:
+        """What a read hands out before reading more: events read and not handed out yet (the
+        runtime reads a stream's head chunk by chunk, until its first token, then the rest in
+        batches), or else the failure that came after them (raised)."""
+        if self._items:
+            left, self._items = self._items, []
+            return left
+        if self._failure is not None:
+            exc, self._failure = self._failure, None
+            raise exc
+        return []
+
+    def _absorb(self, data: bytes | None, text_only: bool,
+                items: list[StreamChunk | str]) -> None:
+        """Decode an arrival (None: the body's end) into ``items``."""
+        if data is not None:
+            if text_only and self._decoder.idle and (text := self._texts.text(data)) is not None:
+                items.append(text)  # one text event, as the stream's others: not parsed
+                return
+            self._parse(self._decoder.feed(data), text_only, items)
+            return
+        self._parse(self._decoder.close(), text_only, items)
+        if not self._ended:
+            raise MalformedResponse("stream ended before data: [DONE] (truncated)",
+                                    provider=self._provider.name, model=self._request.model)
 
     def _parse(self, events: list[SSEEvent], text_only: bool,
                items: list[StreamChunk | str]) -> None:
@@ -337,10 +373,15 @@ class OpenAIStream:
                 return  # anything after it is not the completion's
             obj = parse_json(data, provider=provider.name, model=model, what="stream event")
             text = plain_text(obj) if text_only else None
+            if text is not None and self._texts.learning:
+                self._texts.learn(data, obj, text)
             items.append(text if text is not None else provider.chunk_from(obj, data, model=model))
 
-    def _fail(self, exc: ProviderError, items: list[StreamChunk | str]) -> None:
+    def _fail(self, exc: ProviderError | httpx.HTTPError, items: list[StreamChunk | str]
+              ) -> None:
         """Raise ``exc`` now or, when ``items`` arrived before it, at the next read."""
+        if isinstance(exc, httpx.HTTPError):
+            exc = transport_error(exc, provider=self._provider.name, model=self._request.model)
         self._ended = True
         redact_secret(exc, self._provider._secret)
         if not items:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httptools
@@ -78,8 +78,8 @@ class _Connection(asyncio.Protocol):
     parser as they arrive (no stream reader in between), and whoever waits on the response
     is woken once per arrival."""
 
-    __slots__ = ("_linger_timer", "_lingering", "_loop", "_waiter", "eof", "error", "origin",
-                 "parser", "paused", "reused", "state", "transport")
+    __slots__ = ("_linger_timer", "_lingering", "_loop", "_waiter", "eof", "error", "listener",
+                 "origin", "parser", "paused", "reused", "state", "transport")
 
     def __init__(self, origin: Origin, loop: asyncio.AbstractEventLoop) -> None:
         self.origin = origin
@@ -92,6 +92,8 @@ class _Connection(asyncio.Protocol):
         self.error: Exception | None = None
         self.paused = False
         self._waiter: asyncio.Future[None] | None = None
+        #: called (instead of waking a reader) when bytes, the end or an error arrive
+        self.listener: Callable[[], None] | None = None
         self._lingering: PooledTransport | None = None  # the pool it returns to (``linger``)
         self._linger_timer: asyncio.TimerHandle | None = None
 
@@ -119,12 +121,12 @@ class _Connection(asyncio.Protocol):
                 elif state.buffered > _PAUSE_AT and not self.paused and self.transport:
                     self.paused = True  # the reader is behind: let TCP push back
                     self.transport.pause_reading()
-        self._wake()
+        self._notify()
 
     def eof_received(self) -> bool:
         self.eof = True
         self._stop_lingering()
-        self._wake()
+        self._notify()
         return False  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -132,7 +134,7 @@ class _Connection(asyncio.Protocol):
         if exc is not None and self.error is None:
             self.error = httpx.ReadError(str(exc) or type(exc).__name__)
         self._stop_lingering()
-        self._wake()
+        self._notify()
 
     # -- lingering -------------------------------------------------------------------------------
 
@@ -175,7 +177,11 @@ class _Connection(asyncio.Protocol):
 
     # -- used by the transport -------------------------------------------------------------------
 
-    def _wake(self) -> None:
+    def _notify(self) -> None:
+        listener = self.listener
+        if listener is not None:
+            listener()
+            return
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -185,9 +191,6 @@ class _Connection(asyncio.Protocol):
     def wait(self) -> asyncio.Future[None]:
         """A future done when more bytes, the end of the stream or an error arrive (a plain
         call, not a coroutine: the readers await it once per arrival)."""
-        if self.paused and self.transport is not None:
-            self.paused = False
-            self.transport.resume_reading()
         waiter = self._waiter = self._loop.create_future()
         return waiter
 
@@ -229,39 +232,68 @@ class _Body(httpx.AsyncByteStream):
             while (data := await self.arrival()) is not None:
                 yield data
         finally:
-            await self.aclose()
+            self.close()
 
     async def arrival(self) -> bytes | None:
         """Every body byte that has arrived and not been read yet, waiting for some; None once
         the body is complete (its connection then goes back to the pool)."""
+        while (data := self.take()) == b"":
+            assert self._conn is not None  # ``take`` raises once the connection is gone
+            await self._conn.wait()
+        return data
+
+    def take(self) -> bytes | None:
+        """What ``arrival`` returns, without waiting: b"" when nothing new has arrived."""
         state = self._state
         # bytes keep arriving while the reader holds a chunk: drain before asking whether the
         # body is complete, or its last chunks would be left behind
         while not state.body:
             if state.complete:
-                await self.aclose()
+                self.close()
                 return None
             conn = self._conn
             if conn is None or conn.error is not None or conn.eof:
                 _ended(conn, state)  # raises, unless the connection's end completes the body
                 continue
-            await conn.wait()
+            return b""
         chunks, state.body, state.buffered = state.body, [], 0
+        conn = self._conn
+        if conn is not None and conn.paused and conn.transport is not None:
+            conn.paused = False  # the reader caught up
+            conn.transport.resume_reading()
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def listen(self, listener: Callable[[], None] | None) -> None:
+        """Push mode: the connection calls ``listener`` (from its protocol callback, in the
+        event loop, with no task around it) whenever bytes, the body's end or an error arrive,
+        instead of waking a reader; ``listener`` reads them with ``take``. None ends it.
+
+        A relay that forwards what arrives at once (the gateway) saves the wake of its task and
+        the resumption of every coroutine between the socket and the client: per arrival, the
+        larger part of a stream's relay cost."""
+        conn = self._conn
+        if conn is not None:
+            conn.listener = listener
 
     async def aread(self) -> bytes:
         state = self._state
         if state.complete:  # the usual case: the whole body came with the headers
             body = b"".join(state.body)
             state.body = []
-            await self.aclose()
+            self.close()
             return body
         return b"".join([chunk async for chunk in self])
 
     async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """``aclose``, which never waits: the connection goes back to the pool (or lingers for
+        the body's end, see ``done_reading``) or is closed."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        conn.listener = None  # the connection outlives this body: never call a stale reader
         state = self._state
         if state.complete and state.keep_alive:
             self._transport.release(conn)
