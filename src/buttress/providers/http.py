@@ -325,21 +325,24 @@ class SSEDecoder:
     Lines end in LF, CRLF or CR, as the SSE grammar allows, and may be split across reads.
     """
 
-    __slots__ = ("_data", "_event", "_pending")
+    __slots__ = ("_data", "_event", "_pending", "idle")
 
     def __init__(self) -> None:
         self._event = ""
         self._data: list[bytes] = []
         self._pending = b""
+        #: whether the next byte starts a new event (nothing of one is held)
+        self.idle = True
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if not self._pending and not self._data and chunk.startswith(b"data: ") and \
                 chunk.endswith(b"\n\n") and chunk.count(b"\n") == 2 and chunk.find(b"\r") == -1:
             # the usual read: exactly one event of one data line
             event, self._event = self._event, ""
+            self.idle = True
             return [SSEEvent(event or "message", chunk[6:-2])]
         pending = self._pending + chunk
-        if b"\r" in pending:
+        if pending.find(b"\r") != -1:  # (``in`` raises and clears a TypeError first)
             # a trailing CR may be the first half of a CRLF: keep it until the next chunk
             held = b"\r" if pending.endswith(b"\r") else b""
             text = pending[:-1] if held else pending
@@ -362,12 +365,8 @@ class SSEDecoder:
                 self._data.append(value)
             elif name == b"event":
                 self._event = value.decode("utf-8", "replace")
+        self.idle = not self._pending and not self._data and not self._event
         return events
-
-    @property
-    def idle(self) -> bool:
-        """Whether the next byte starts a new event (nothing of one is held)."""
-        return not self._pending and not self._data and not self._event
 
     def close(self) -> list[SSEEvent]:
         """The body ended: the last event, if it lacked its blank line (or even its newline)."""

@@ -324,8 +324,8 @@ class OpenAIStream:
     def poll(self, *, text_only: bool = True) -> list[StreamChunk | str] | None:
         """What ``batch`` returns, without waiting (for push mode, see ``listen``): [] when no
         whole event has arrived since the last read, None once the stream is over."""
-        if left := self._held():
-            return left
+        if self._items or self._failure is not None:  # ``_held``'s cases, without a call
+            return self._held()
         if self._ended:
             return None
         items: list[StreamChunk | str] = []

@@ -121,7 +121,10 @@ class _Connection(asyncio.Protocol):
                 elif state.buffered > _PAUSE_AT and not self.paused and self.transport:
                     self.paused = True  # the reader is behind: let TCP push back
                     self.transport.pause_reading()
-        self._notify()
+        if self.listener is not None:  # ``_notify``, without a call: once per arrival
+            self.listener()
+        else:
+            self._notify()
 
     def eof_received(self) -> bool:
         self.eof = True
