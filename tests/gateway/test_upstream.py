@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -268,3 +269,71 @@ async def test_a_relay_cancelled_mid_stream_is_recorded_as_cancelled(through: An
         await task
     [record] = harness.records()
     assert record.status == "cancelled"
+
+
+async def test_a_client_that_stops_reading_gets_the_whole_stream_once_it_reads_again(
+        tmp_path: Path) -> None:
+    """The real server over a real upstream: 8 MB of text while the client reads nothing
+    for a while (its socket fills, uvicorn's send waits, the relay stops until it is done,
+    the upstream's bytes wait in the transport), then the client reads it all, in order."""
+    from buttress.ledger.open import open_store
+
+    from .test_server import start
+
+    texts = [f"{i:06d}" + "x" * 8000 for i in range(1000)]
+    upstream = Upstream([event({"role": "assistant", "content": ""}), 0.01,
+                         *[event({"content": t}) for t in texts],
+                         event({}, finish="stop"), event(usage=USAGE), DONE])
+    listening = await asyncio.start_server(upstream.handle, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    http = FastClient(PooledTransport())
+    provider = OpenAICompatProvider("mock", base_url=f"http://127.0.0.1:{port}/v1",
+                                    api_key=UPSTREAM_KEY, http=http)
+    server, task, url = await start(tmp_path, provider)
+    try:
+        host, gw_port = url.removeprefix("http://").split(":")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(gw_port)))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=2**20)
+        body = json.dumps({"model": "gpt", "stream": True,
+                           "messages": [{"role": "user", "content": "hi"}]}).encode()
+        writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+        await writer.drain()
+        await asyncio.sleep(0.5)  # not reading: everything between fills up
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        call_id = next(line.split(b": ")[1].decode() for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"x-buttress-call-id"))
+        received = []
+        while (size := int((await reader.readuntil(b"\r\n"))[:-2], 16)) != 0:
+            received.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+        writer.close()
+        events = [e for e in b"".join(received).split(b"\n\n") if e]
+        assert events[-1] == b"data: [DONE]"
+        chunks = [json.loads(e.removeprefix(b"data: ")) for e in events[:-1]]
+        got = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
+        assert [t for t in got if t] == texts  # every one, in order
+        store = open_store("sqlite:///ledger.db", base_dir=tmp_path)
+        try:
+            for _ in range(400):  # the record lands with the writer's next batch
+                found = store.get_call(call_id)
+                if found is not None:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            store.close()
+        assert found is not None
+        assert found[0].status == "ok"
+        assert found[0].output_text == "".join(texts)
+    finally:
+        server.should_exit = True
+        await task
+        await http.aclose()
+        for w in upstream.writers:
+            w.close()
+        listening.close()
