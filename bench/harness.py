@@ -16,11 +16,12 @@ GATEWAY_TOML = Path(__file__).with_name("gateway.toml")
 
 
 @contextlib.contextmanager
-def mock_upstream(port: int, delay_ms: float) -> Iterator[None]:
-    """The harness's mock upstream on ``port`` (CPU 0); this process moves to CPU 1."""
+def mock_upstream(port: int, delay_ms: float, chunks: int = 20) -> Iterator[None]:
+    """The harness's mock upstream on ``port`` (CPU 0), streaming ``chunks`` content chunks;
+    this process moves to CPU 1."""
     mock = subprocess.Popen(
         ["taskset", "-c", "0", sys.executable, str(HARNESS / "mock_upstream.py"), "--port",
-         str(port), "--delay-ms", str(delay_ms)],
+         str(port), "--delay-ms", str(delay_ms), "--chunks", str(chunks)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         os.sched_setaffinity(0, {1})

@@ -16,6 +16,11 @@ for a stream to within about 5%, since under valgrind's slowdown a busy machine 
 the upstream's events arrive together (fewer reads). Compare revisions in one run.
 
     python bench/icount_gateway.py REV_A REV_B [--kind plain stream] [--few 8 --many 48]
+    python bench/icount_gateway.py REV_A REV_B --kind stream --chunks 2 62   # a chunk's cost
+
+With ``--chunks A B`` each revision's streams are counted with the mock sending A and then B
+content chunks a stream: the difference over B - A is what relaying one chunk costs, and the
+count at A is mostly a stream's fixed part.
 
 A revision is anything ``git archive`` takes, or ``WORKTREE`` (the working tree). Needs
 valgrind (Debian package ``valgrind``) and ``../shared/bench/gateway`` (its mock).
@@ -113,11 +118,16 @@ def main() -> None:
                         default=["plain", "stream"])
     parser.add_argument("--few", type=int, default=8)
     parser.add_argument("--many", type=int, default=48)
+    parser.add_argument("--chunks", type=int, nargs=2, metavar=("A", "B"),
+                        help="streams only: the instructions a chunk, from A and B chunks")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
     from harness import mock_upstream
 
+    if args.chunks:
+        chunk_cost(args)
+        return
     # streams as the harness sends them (20 chunks, 10 ms apart): one arrival per event, as
     # at 20 streams/s, even with the app slowed down 50-fold under valgrind
     with sources(args.revs) as srcs, mock_upstream(PORT, delay_ms=2):
@@ -136,6 +146,24 @@ def main() -> None:
             (a_loop, a_other), (b_loop, b_other) = per
             print(f"{kind:7} {'B / A':14} {b_loop / a_loop:12.3f} {b_other / a_other:14.3f} "
                   f"{(b_loop + b_other) / (a_loop + a_other):10.3f}")
+
+
+def chunk_cost(args: argparse.Namespace) -> None:
+    """Each revision's streams at two chunk counts: the instructions one chunk costs."""
+    from harness import mock_upstream
+
+    few, many = args.chunks
+    print(f"{'revision':14} {'event loop a stream':>20} {'a chunk':>10}   (chunks {few} / {many})")
+    with sources(args.revs) as srcs:
+        for rev, src in zip(args.revs, srcs, strict=True):
+            loops = []
+            for chunks in (few, many):
+                with mock_upstream(PORT, delay_ms=2, chunks=chunks):
+                    low = instructions(src, "stream", args.few)[0]
+                    high = instructions(src, "stream", args.many)[0]
+                loops.append((high - low) / (args.many - args.few))
+            print(f"{rev[:14]:14} {loops[0] / 1e3:9,.0f} k / {loops[1] / 1e3:,.0f} k "
+                  f"{(loops[1] - loops[0]) / (many - few) / 1e3:8,.1f} k")
 
 
 if __name__ == "__main__":
