@@ -70,3 +70,18 @@ async def test_cancelling_a_waiting_send_closes_it() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert closed == [True]
+
+
+async def test_a_send_that_returns_another_awaitable_is_awaited_as_it_is() -> None:
+    sent: list[dict[str, Any]] = []
+
+    def send(message: dict[str, Any]) -> asyncio.Future[None]:  # ASGI allows any awaitable
+        sent.append(message)
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    rest = _send_now(send, {"n": 1})
+    assert rest is not None
+    await rest
+    assert sent == [{"n": 1}]

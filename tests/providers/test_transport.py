@@ -507,3 +507,21 @@ async def test_a_pushed_large_body_pauses_and_resumes_reading_without_loss(serve
     assert b"".join(received) == body
     assert server.connections == 1
     await client.aclose()
+
+
+async def test_a_large_body_that_arrived_whole_leaves_its_connection_reading(serve) -> None:  # type: ignore[no-untyped-def]
+    # the whole body (over 256 KiB) arrives before it is read: the read that completes it also
+    # pauses reading, and the connection goes back to the pool from aread; the next request
+    # on it must still be answered
+    body = orjson.dumps({"data": "x" * 300_000})
+    server, base = await serve(json_reply(body))
+    pool = PooledTransport()
+    client = FastClient(pool)
+    for _ in range(3):
+        status, _, stream = await asyncio.wait_for(pool.post(base, {}, b"{}"), 5)
+        await asyncio.sleep(0.1)  # the rest of the body lands while no one reads
+        assert (status, await asyncio.wait_for(stream.aread(), 5)) == (200, body)
+    got = await asyncio.wait_for(post_json(client, base, {}, {}, provider="p", model="m"), 5)
+    assert len(got["data"]) == 300_000
+    assert server.connections == 1
+    await client.aclose()

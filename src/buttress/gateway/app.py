@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -477,8 +477,11 @@ def _send_now(send: Send, message: dict[str, Any]) -> Awaitable[None] | None:
     wait (uvicorn's sends wait only while the client's socket is full); otherwise an awaitable
     that finishes it. ``CallStream.relay`` writes from the transport's callback with it."""
     sending = send(message)
+    step = getattr(sending, "send", None)
+    if step is None:  # an awaitable but no coroutine (ASGI allows any): awaited as it is
+        return cast(Awaitable[None], sending)
     try:
-        waiting_on = sending.send(None)
+        waiting_on = step(None)
     except StopIteration:
         return None
     return _Sending(sending, waiting_on)

@@ -150,9 +150,7 @@ class _Connection(asyncio.Protocol):
         self._lingering = pool
         pool._lingering.add(self)
         self._linger_timer = self._loop.call_later(timeout_s, self._stop_lingering)
-        if self.paused and self.transport is not None:
-            self.paused = False
-            self.transport.resume_reading()
+        self.resume()
 
     def _linger_on(self, state: _Response) -> None:
         if state.complete:
@@ -190,6 +188,12 @@ class _Connection(asyncio.Protocol):
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    def resume(self) -> None:
+        """Read again: ``data_received`` pauses reading while the reader is behind."""
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
 
     def wait(self) -> asyncio.Future[None]:
         """A future done when more bytes, the end of the stream or an error arrive (a plain
@@ -260,10 +264,8 @@ class _Body(httpx.AsyncByteStream):
                 continue
             return b""
         chunks, state.body, state.buffered = state.body, [], 0
-        conn = self._conn
-        if conn is not None and conn.paused and conn.transport is not None:
-            conn.paused = False  # the reader caught up
-            conn.transport.resume_reading()
+        if self._conn is not None:
+            self._conn.resume()  # the reader caught up
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def listen(self, listener: Callable[[], None] | None) -> None:
@@ -378,6 +380,9 @@ class PooledTransport(httpx.AsyncBaseTransport):
     def release(self, conn: _Connection) -> None:
         idle = self._idle.setdefault(conn.origin, [])
         if conn.usable and len(idle) < self.max_idle:
+            # a body that came whole may have paused reading on its last bytes (nobody had
+            # read them yet): the next response must be read
+            conn.resume()
             idle.append(conn)
         else:
             conn.close()
