@@ -50,6 +50,7 @@ class Upstream:
         self.script = script
         self.requests: list[bytes] = []
         self.writers: list[asyncio.StreamWriter] = []
+        self.answered = asyncio.Event()  # a whole response has been written
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writers.append(writer)
@@ -69,6 +70,7 @@ class Upstream:
                         writer.write(b"%x\r\n%s\r\n" % (len(step), step))
                 writer.write(b"0\r\n\r\n")
                 await writer.drain()
+                self.answered.set()
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
 
@@ -188,7 +190,7 @@ def _texts(batches: list[list[StreamChunk | str]]) -> str:
 
 
 async def test_a_relay_writes_nothing_more_until_a_slow_write_is_done(through: Any) -> None:
-    harness, _ = await through([
+    harness, upstream = await through([
         event({"role": "assistant", "content": "a"}), 0.01, event({"content": "b"}), 0.01,
         event({"content": "c"}), 0.01, event({"content": "d"}), 0.01,
         event({}, finish="stop"), event(usage=USAGE), DONE])
@@ -205,10 +207,11 @@ async def test_a_relay_writes_nothing_more_until_a_slow_write_is_done(through: A
             if len(written) == 2:
                 break
             await asyncio.sleep(0.005)  # waiting for the upstream's pauses, not timing
-        await asyncio.sleep(0.1)  # the rest of the stream arrives meanwhile
+        await asyncio.wait_for(upstream.answered.wait(), 5)  # the rest is sent meanwhile
+        await asyncio.sleep(0.05)  # and read off the socket, into the transport's buffer
         assert _texts(written) == "ab"  # nothing more while the write is pending
         consumer_ready.set_result(None)
-        await relay
+        await asyncio.wait_for(relay, 5)
     assert _texts(written) == "abcd"
     assert len(written) == 3  # what arrived while the consumer was busy: one batch
     assert stream.result is not None

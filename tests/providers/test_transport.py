@@ -426,7 +426,7 @@ async def _pushed(stream: object, got: list[object]) -> list[object]:
     assert stream.listen(listener)  # type: ignore[attr-defined]
     try:
         listener()
-        await over
+        await asyncio.wait_for(over, 5)
     finally:
         stream.listen(None)  # type: ignore[attr-defined]
     return got
