@@ -16,6 +16,7 @@ from buttress.gateway.app import GatewayApp
 from buttress.gateway.server import build_gateway, is_loopback, uvicorn_config
 from buttress.gateway.uvicorn_server import GatewayServer
 from buttress.ledger.open import open_store
+from buttress.ledger.records import AttemptRecord, CallRecord
 from buttress.providers.base import Provider
 from buttress.testing.fake import FakeProvider
 from buttress.types import CallRequest, Completion, StreamChunk, Usage
@@ -68,6 +69,20 @@ async def start(tmp_path: Path, provider: Provider,
 BODY = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
 
 
+async def landed(root: Path, call_id: str) -> tuple[CallRecord, list[AttemptRecord]] | None:
+    """The call's ledger record under ``root``, once the writer has written it (4 s at most)."""
+    store = open_store("sqlite:///ledger.db", base_dir=root)
+    try:
+        for _ in range(400):
+            got = store.get_call(call_id)
+            if got is not None:
+                return got
+            await asyncio.sleep(0.01)  # waiting for the writer's batch, not timing anything
+        return None
+    finally:
+        store.close()
+
+
 async def test_shutdown_drains_in_flight_requests_and_flushes_the_ledger(
         tmp_path: Path) -> None:
     provider = GatedProvider()
@@ -107,15 +122,7 @@ async def test_client_disconnect_mid_stream_is_recorded_and_serving_goes_on(
             await provider.entered.wait()
             health = await http.get("/health")
             assert health.status_code == 200
-            store = open_store("sqlite:///ledger.db", base_dir=tmp_path)
-            try:
-                for _ in range(400):  # the record lands once the server saw the disconnect
-                    got = store.get_call(call_id)
-                    if got is not None:
-                        break
-                    await asyncio.sleep(0.01)
-            finally:
-                store.close()
+            got = await landed(tmp_path, call_id)  # once the server saw the disconnect
             assert got is not None
             assert got[0].status == "cancelled"
             provider.gate.set()

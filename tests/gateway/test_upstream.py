@@ -279,9 +279,7 @@ async def test_a_client_that_stops_reading_gets_the_whole_stream_once_it_reads_a
     """The real server over a real upstream: 8 MB of text while the client reads nothing
     for a while (its socket fills, uvicorn's send waits, the relay stops until it is done,
     the upstream's bytes wait in the transport), then the client reads it all, in order."""
-    from buttress.ledger.open import open_store
-
-    from .test_server import start
+    from .test_server import landed, start
 
     texts = [f"{i:06d}" + "x" * 8000 for i in range(1000)]
     upstream = Upstream([event({"role": "assistant", "content": ""}), 0.01,
@@ -321,15 +319,7 @@ async def test_a_client_that_stops_reading_gets_the_whole_stream_once_it_reads_a
         chunks = [json.loads(e.removeprefix(b"data: ")) for e in events[:-1]]
         got = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
         assert [t for t in got if t] == texts  # every one, in order
-        store = open_store("sqlite:///ledger.db", base_dir=tmp_path)
-        try:
-            for _ in range(400):  # the record lands with the writer's next batch
-                found = store.get_call(call_id)
-                if found is not None:
-                    break
-                await asyncio.sleep(0.01)
-        finally:
-            store.close()
+        found = await landed(tmp_path, call_id)
         assert found is not None
         assert found[0].status == "ok"
         assert found[0].output_text == "".join(texts)

@@ -242,18 +242,27 @@ async def test_a_slow_reader_gets_a_large_body_whole_and_the_connection_back(ser
     await client.aclose()
 
 
-async def test_openai_batches_take_what_each_read_brought(serve) -> None:  # type: ignore[no-untyped-def]
-    def event(text: str) -> bytes:
-        return b'data: {"choices":[{"index":0,"delta":{"content":"' + text.encode() + \
-            b'"},"finish_reason":null}]}\n\n'
+def _text_event(text: str) -> bytes:
+    return b'data: {"choices":[{"index":0,"delta":{"content":"' + text.encode() + \
+        b'"},"finish_reason":null}]}\n\n'
 
-    finish = b'data: {"model":"m-1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+
+def _abcd_stream(finish: bytes) -> list[bytes]:
+    """An OpenAI stream's response as the server writes it: "a", "b" and "c" in one write, "d"
+    split across two, then ``finish`` with [DONE] and, as servers send it, the body's end."""
+    event = _text_event
     writes = [event("a"), event("b") + event("c"), event("d")[:20], event("d")[20:],
               finish + b"data: [DONE]\n\n"]
     sse = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
            b"Transfer-Encoding: chunked\r\n\r\n"]
     sse += [_chunk(w) for w in writes]
-    sse[-1] += b"0\r\n\r\n"  # the body's end comes with [DONE], as servers send it
+    sse[-1] += b"0\r\n\r\n"
+    return sse
+
+
+async def test_openai_batches_take_what_each_read_brought(serve) -> None:  # type: ignore[no-untyped-def]
+    finish = b'data: {"model":"m-1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    sse = _abcd_stream(finish)
     server, base = await serve(lambda _r: sse)
     client = FastClient(PooledTransport())
     upstream = OpenAICompatProvider("p", base_url=base, api_key=None, http=client)
@@ -433,17 +442,7 @@ async def _pushed(stream: object, got: list[object]) -> list[object]:
 
 
 async def test_an_openai_stream_pushes_each_arrival_to_its_listener(serve) -> None:  # type: ignore[no-untyped-def]
-    def event(text: str) -> bytes:
-        return b'data: {"choices":[{"index":0,"delta":{"content":"' + text.encode() + \
-            b'"},"finish_reason":null}]}\n\n'
-
-    finish = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
-    writes = [event("a"), event("b") + event("c"), event("d")[:20], event("d")[20:],
-              finish + b"data: [DONE]\n\n"]
-    sse = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-           b"Transfer-Encoding: chunked\r\n\r\n"]
-    sse += [_chunk(w) for w in writes]
-    sse[-1] += b"0\r\n\r\n"
+    sse = _abcd_stream(b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n')
     server, base = await serve(lambda _r: sse)
     pool = PooledTransport()
     client = FastClient(pool)
