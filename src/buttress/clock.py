@@ -21,13 +21,11 @@ class Clock(Protocol):
 
 class SystemClock:
     """The real clock. ``now`` is the event loop's clock when a loop runs, so that deadlines
-    agree with ``asyncio`` timeouts."""
+    agree with ``asyncio`` timeouts. Both are the ``time`` functions themselves: the call path
+    reads the clock a dozen times a request, and a C call costs less than a method's frame."""
 
-    def now(self) -> float:
-        return time.monotonic()
-
-    def wall(self) -> float:
-        return time.time()
+    now = staticmethod(time.monotonic)
+    wall = staticmethod(time.time)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))

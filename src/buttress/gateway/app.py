@@ -138,7 +138,10 @@ class Gateway:
 
     async def authenticate(self, authorization: bytes | None) -> VirtualKey | None:
         """The request's key; None when the gateway is open. Raises a 401 refusal."""
-        if self.keys.empty and not self.require_keys:
+        keys = self.keys
+        if authorization is not None and (known := keys.verified.get(authorization)) is not None:
+            return known
+        if keys.empty and not self.require_keys:
             return None
         if not authorization or not authorization[:7].lower() == b"bearer ":
             raise GatewayRefusal("missing API key: send 'Authorization: Bearer sk-bt-...'",
@@ -154,6 +157,7 @@ class Gateway:
         if key is None:
             raise GatewayRefusal("invalid or revoked API key", status=401,
                                  kind="invalid_api_key", type="invalid_request_error")
+        keys.verified[authorization] = key
         return key
 
     # -- routing --------------------------------------------------------------------------------
@@ -419,7 +423,7 @@ class GatewayApp:
         and then cancels the pump (which records the call as cancelled)."""
         task = asyncio.current_task()
         assert task is not None
-        watch = asyncio.ensure_future(_until_disconnect(receive))
+        watch = task.get_loop().create_task(_until_disconnect(receive))
         gone = _Gone(task)
         watch.add_done_callback(gone)
         try:
@@ -454,13 +458,14 @@ class GatewayApp:
                                     "more_body": True})
 
         try:
-            async with stream:
-                await stream.relay(write)
+            await stream.relay(write)
         except ButtressError as exc:  # after the first byte: an SSE error event ends it
             err = http_error(exc)
             await send({"type": "http.response.body", "more_body": False,
                         "body": error_event(err.message, err.type, err.code)})
             return
+        finally:
+            await stream.aclose()  # a relay that ended, however it did, closed it already
         result = stream.result
         tail = DONE
         if result is not None:

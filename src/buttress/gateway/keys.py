@@ -225,6 +225,10 @@ class KeyRing:
     def __init__(self, keys: Iterable[VirtualKey] = ()) -> None:
         self._keys: dict[str, VirtualKey] = {}
         self._any = False
+        #: ``Authorization`` header values that verified since the keys last changed, and
+        #: their keys: a key's later requests are one lookup, not a hash (only headers that
+        #: verified get in, so it holds no more entries than there are ways to send the keys)
+        self.verified: dict[bytes, VirtualKey] = {}
         self.replace(keys)
 
     def replace(self, keys: Iterable[VirtualKey]) -> None:
@@ -232,6 +236,7 @@ class KeyRing:
         keys = list(keys)
         self._any = bool(keys)
         self._keys = {k.key_id: k for k in keys if k.active}
+        self.verified = {}  # a revoked key's header must verify again, and fail
 
     @property
     def empty(self) -> bool:

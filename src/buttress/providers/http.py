@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import jiter
@@ -24,6 +24,8 @@ from buttress.errors import (
 from buttress.providers.transport import PooledTransport
 
 ByteStream = httpx.Response | AsyncIterable[bytes]
+#: a streamed body as ``start_stream`` opens it: read it as a ``ByteStream``, then ``aclose`` it
+OpenBody = httpx.Response | httpx.AsyncByteStream
 """A streamed body: an httpx response, or the pooled transport's raw body."""
 
 # One pool for every adapter in a process. Timeouts are the runtime's job (it cancels attempts),
@@ -270,29 +272,49 @@ async def post_json(client: httpx.AsyncClient, url: str, payload: dict[str, Any]
     return parse_json(body, provider=provider, model=model)
 
 
-@asynccontextmanager
-async def open_stream(client: httpx.AsyncClient, url: str, payload: dict[str, Any],
-                      headers: dict[str, str], *, provider: str,
-                      model: str) -> AsyncIterator[ByteStream]:
-    """POST and open a streamed response, raising typed errors for error statuses."""
+async def start_stream(client: httpx.AsyncClient, url: str, payload: dict[str, Any],
+                       headers: dict[str, str], *, provider: str, model: str) -> OpenBody:
+    """POST and open a streamed response, raising typed errors for error statuses. The caller
+    closes the body (``aclose``; its ``httpx`` errors are the caller's to translate).
+    ``open_stream`` is this as a context manager; a stream read per arrival (OpenAI's) holds
+    the body itself rather than pay a context manager's calls on every stream."""
     try:
         if isinstance(client, FastClient):
             status, raw, stream = await client.pooled.post(url, headers, _encode(payload),
                                                            _SSE)
+            if status < 400:
+                return stream
             try:
-                if status >= 400:
-                    raise classify_status(status, httpx.Headers(raw), await stream.aread(),
-                                          provider=provider, model=model)
-                yield stream
+                raise classify_status(status, httpx.Headers(raw), await stream.aread(),
+                                      provider=provider, model=model)
             finally:
                 await stream.aclose()
-            return
-        async with client.stream("POST", url, json=payload, headers=headers) as response:
-            if response.status_code >= 400:
-                body = await response.aread()
-                raise classify_status(response.status_code, response.headers, body,
-                                      provider=provider, model=model)
-            yield response
+        response = await client.send(
+            client.build_request("POST", url, json=payload, headers=headers), stream=True)
+        if response.status_code < 400:
+            return response
+        try:
+            body = await response.aread()
+        finally:
+            await response.aclose()
+        raise classify_status(response.status_code, response.headers, body, provider=provider,
+                              model=model)
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, provider=provider, model=model) from exc
+
+
+@asynccontextmanager
+async def open_stream(client: httpx.AsyncClient, url: str, payload: dict[str, Any],
+                      headers: dict[str, str], *, provider: str,
+                      model: str) -> AsyncIterator[OpenBody]:
+    """``start_stream`` for ``async with``: the body is closed on leaving, and ``httpx`` errors
+    inside (reading it) become typed errors."""
+    stream = await start_stream(client, url, payload, headers, provider=provider, model=model)
+    try:
+        try:
+            yield stream
+        finally:
+            await stream.aclose()
     except httpx.HTTPError as exc:
         raise transport_error(exc, provider=provider, model=model) from exc
 
@@ -396,9 +418,9 @@ last one (waiting for some), and None once the body is over."""
 def arrivals(response: ByteStream) -> Arrivals:
     """How to read ``response`` arrival by arrival. The pooled transport's body hands over every
     buffered byte at once (one event-loop wake, one read, however many events it holds)."""
-    arrival = getattr(response, "arrival", None)
+    arrival: Arrivals | None = getattr(response, "arrival", None)
     if arrival is not None:
-        return cast(Arrivals, arrival)
+        return arrival
     chunks = (response.aiter_bytes() if isinstance(response, httpx.Response)
               else response).__aiter__()
 

@@ -14,8 +14,7 @@ the caller (and so whether it becomes ``StreamInterrupted``) is the runtime's kn
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextlib import AsyncExitStack
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import httpx
 
@@ -24,6 +23,7 @@ from buttress.providers.base import Provider
 from buttress.providers.http import (
     SHAPE_ERRORS,
     Arrivals,
+    OpenBody,
     SSEDecoder,
     SSEEvent,
     arrivals,
@@ -31,10 +31,10 @@ from buttress.providers.http import (
     done_reading,
     error_from_object,
     merge_extra,
-    open_stream,
     parse_json,
     post_json,
     redact_secret,
+    start_stream,
     transport_error,
 )
 from buttress.providers.text_events import TextEvents
@@ -268,14 +268,13 @@ class OpenAIStream:
     failure is raised after the events that arrived before it have been read.
     """
 
-    __slots__ = ("_body", "_decoder", "_done", "_ended", "_exits", "_failure", "_items",
+    __slots__ = ("_body", "_decoder", "_done", "_ended", "_failure", "_items", "_open_body",
                  "_provider", "_read", "_request", "_texts")
 
     def __init__(self, provider: OpenAICompatProvider, request: CallRequest) -> None:
         self._provider = provider
         self._request = request
         self._read: Arrivals | None = None
-        self._exits = AsyncExitStack()
         self._decoder = SSEDecoder()
         self._texts = TextEvents()  # text events recognised by their bytes (relays only)
         self._items: list[StreamChunk | str] = []  # read, not yet handed out by ``__anext__``
@@ -283,6 +282,7 @@ class OpenAIStream:
         self._done = False  # [DONE] arrived
         self._failure: ProviderError | None = None
         self._body: object = None
+        self._open_body: OpenBody | None = None  # until closed
 
     def __aiter__(self) -> OpenAIStream:
         return self
@@ -292,7 +292,8 @@ class OpenAIStream:
             self._items = await self.batch(text_only=False)
             if not self._items:
                 raise StopAsyncIteration
-        return cast(StreamChunk, self._items.pop(0))  # read with text_only=False: chunks only
+        # read with text_only=False: chunks only (no ``cast``: a call, on every chunk)
+        return self._items.pop(0)  # type: ignore[return-value]
 
     async def batch(self, *, text_only: bool = True) -> list[StreamChunk | str]:
         """The events that arrived since the last read (waiting for one), as ``StreamChunk``s,
@@ -390,10 +391,10 @@ class OpenAIStream:
 
     async def _open(self) -> Arrivals:
         provider = self._provider
-        response = await self._exits.enter_async_context(open_stream(
+        response = await start_stream(
             provider._http, provider.url, provider.build_payload(self._request, stream=True),
-            provider._headers, provider=provider.name, model=self._request.model))
-        self._body = response
+            provider._headers, provider=provider.name, model=self._request.model)
+        self._body = self._open_body = response
         self._read = arrivals(response)
         return self._read
 
@@ -402,9 +403,16 @@ class OpenAIStream:
         or, once ``data: [DONE]`` came, when the body's end follows soon; otherwise it is
         closed (which also tells the upstream to stop generating)."""
         self._ended = True
+        body, self._open_body = self._open_body, None
+        if body is None:
+            return
         if self._done:
-            done_reading(self._body)
-        await self._exits.aclose()
+            done_reading(body)
+        try:
+            await body.aclose()
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, provider=self._provider.name,
+                                  model=self._request.model) from exc
 
 
 #: the chunk's string fields that come from the wire as they are, by their wire names

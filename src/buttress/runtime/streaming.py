@@ -11,13 +11,12 @@ partial text, and is recorded as a failed call. The caller decides whether to ca
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from buttress.errors import MalformedResponse, ProviderError, StreamInterrupted
 from buttress.providers.base import StreamAssembler, completion_chunk
@@ -160,7 +159,8 @@ class CallStream:
         async with aclosing(self._batches(text_only=False)) as batches:
             async for batch in batches:
                 for chunk in batch:
-                    yield cast(StreamChunk, chunk)  # text_only=False: StreamChunks only
+                    # text_only=False: StreamChunks only (no ``cast``: a call, on every chunk)
+                    yield chunk  # type: ignore[misc]
 
     async def relay(self, write: Write) -> None:
         """Hand what arrives to ``write`` as it arrives (batches, as ``batches`` makes them), and
@@ -188,7 +188,8 @@ class CallStream:
             raise RuntimeError("a CallStream can be iterated only once")
         self._iterating = True
         assembler = StreamAssembler()
-        async with self._reading(assembler) as watchdog:
+        watchdog, timer = self._watch()
+        try:
             head: list[StreamChunk | str] = list(won.value.head)
             assembler.extend(head)
             pending = write(head)
@@ -205,6 +206,12 @@ class CallStream:
                 if pending is None:
                     break
             completion = assembler.completion()
+        except BaseException as exc:
+            if (stopped := await self._stopped(exc, assembler)) is exc:
+                raise
+            raise stopped from exc
+        finally:
+            timer.cancel()
         await self._succeed(won, completion)
 
     async def _batches(self, *, text_only: bool) -> AsyncGenerator[list[StreamChunk | str], None]:
@@ -223,7 +230,8 @@ class CallStream:
             functools.partial(batch, text_only=text_only) if batch is not None
             else _one_by_one(chunks))
         assembler = StreamAssembler()
-        async with self._reading(assembler) as watchdog:
+        watchdog, timer = self._watch()
+        try:
             head: list[StreamChunk | str] = list(won.value.head)
             assembler.extend(head)
             yield head
@@ -231,31 +239,38 @@ class CallStream:
                 assembler.extend(items)
                 yield items
             completion = assembler.completion()
+        except BaseException as exc:
+            if (stopped := await self._stopped(exc, assembler)) is exc:
+                raise
+            raise stopped from exc
+        finally:
+            timer.cancel()
         await self._succeed(won, completion)
 
-    @contextlib.asynccontextmanager
-    async def _reading(self, assembler: StreamAssembler) -> AsyncIterator[_Watchdog]:
-        """Reading the won stream after its head, under the call's deadline: a provider's
-        failure (or the deadline) ends the call as interrupted, anything else (the consumer
-        left) as cancelled."""
+    # Reading the won stream after its head (``relay`` and ``_batches``, each in a plain
+    # try: an async context manager would cost a handful of calls a stream) is under the
+    # call's deadline: a provider's failure (or the deadline) ends the call as interrupted,
+    # anything else (the consumer left) as cancelled.
+
+    def _watch(self) -> tuple[_Watchdog, asyncio.TimerHandle]:
+        """The deadline's watchdog for reading, and its timer (to cancel when done)."""
         loop = asyncio.get_running_loop()
         watchdog = _Watchdog(loop)
-        timer = loop.call_at(loop.time() + max(0.0, self.call.policy.deadline_s -
-                                               (self._runtime.clock.now() - self._start)),
-                             watchdog.fire)
-        try:
-            yield watchdog
-        except (ProviderError, TimeoutError) as exc:
+        return watchdog, loop.call_at(
+            loop.time() + max(0.0, self.call.policy.deadline_s -
+                              (self._runtime.clock.now() - self._start)), watchdog.fire)
+
+    async def _stopped(self, exc: BaseException, assembler: StreamAssembler) -> BaseException:
+        """Record a read that ``exc`` ended; what to raise: ``StreamInterrupted`` for a
+        provider's failure or the deadline, else ``exc`` itself (the consumer left early:
+        a break, a cancellation, not an error of the provider)."""
+        if isinstance(exc, ProviderError | TimeoutError):
             assert self._won is not None
             interrupted = _interrupted(exc, assembler.text, self._won.clock.target)
             await self._fail(interrupted, assembler)
-            raise interrupted from exc
-        except BaseException:
-            # the consumer left early (break, cancellation): not an error of the provider
-            await self._abandon(assembler)
-            raise
-        finally:
-            timer.cancel()
+            return interrupted
+        await self._abandon(assembler)
+        return exc
 
     async def _succeed(self, won: Won[OpenedStream], completion: Completion) -> None:
         runtime, call = self._runtime, self.call
