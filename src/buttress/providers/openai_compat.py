@@ -300,8 +300,8 @@ class OpenAIStream:
         or with ``text_only`` a ``str`` for each that carries only text (see ``plain_text``:
         most of a stream, for which no ``StreamChunk`` is built).
         An empty list once the stream is over."""
-        if (left := self._held()) or self._ended:
-            return left
+        if self._items or self._failure is not None or self._ended:  # ``_held``'s cases
+            return self._held()
         items: list[StreamChunk | str] = []
         try:
             read = self._read or await self._open()

@@ -264,8 +264,9 @@ class _Body(httpx.AsyncByteStream):
                 continue
             return b""
         chunks, state.body, state.buffered = state.body, [], 0
-        if self._conn is not None:
-            self._conn.resume()  # the reader caught up
+        conn = self._conn
+        if conn is not None and conn.paused:  # ``resume``'s test, without a call a chunk
+            conn.resume()  # the reader caught up
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def listen(self, listener: Callable[[], None] | None) -> None:
