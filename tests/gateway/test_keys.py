@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+from buttress.gateway.errors import GatewayRefusal
 from buttress.gateway.keys import KeyRing, hash_secret, key_id_of
 from buttress.gateway.limits import RateLimiter
 from buttress.testing.clock import ManualClock
@@ -159,6 +160,24 @@ async def test_keys_created_while_running_are_picked_up(harness: Harness) -> Non
     _, secret = harness.store.create("later")
     response = await harness.http.post("/v1/chat/completions", json=BODY, headers=auth(secret))
     assert response.status_code == 200  # an unknown key id triggers a reload
+
+
+async def test_only_verified_headers_are_remembered_and_only_until_the_keys_change(
+        harness: Harness) -> None:
+    key_id, secret = await harness.add_key("app")
+    header = f"Bearer {secret}".encode()
+    ring = harness.gateway.keys
+    assert (await harness.gateway.authenticate(header)).key_id == key_id
+    assert ring.verified[header].key_id == key_id
+    wrong = header[:-4] + (b"0000" if not header.endswith(b"0000") else b"ffff")
+    with pytest.raises(GatewayRefusal):
+        await harness.gateway.authenticate(wrong)
+    assert wrong not in ring.verified
+    harness.store.revoke(key_id)
+    await harness.gateway.reload_keys()
+    assert ring.verified == {}
+    with pytest.raises(GatewayRefusal):
+        await harness.gateway.authenticate(header)
 
 
 def test_keyring_ignores_malformed_and_revoked() -> None:

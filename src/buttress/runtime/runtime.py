@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import UsageError
@@ -29,13 +29,10 @@ from buttress.runtime.result import (
     Target,
 )
 from buttress.runtime.routing import LatencyBook
+from buttress.runtime.streaming import CallStream
 from buttress.runtime.structured import StructuredSupport
 from buttress.trusted import trusted
 from buttress.types import Completion
-
-if TYPE_CHECKING:
-    from buttress.runtime.streaming import CallStream
-
 
 
 class Runtime:
@@ -111,8 +108,6 @@ class Runtime:
 
     def stream(self, call: Call) -> CallStream:
         """Open a streamed call; iterate it for chunks, then read ``.result``."""
-        from buttress.runtime.streaming import CallStream
-
         return CallStream(self, call)
 
     # Shared by plain and streamed calls.
