@@ -157,7 +157,8 @@ class Gateway:
         if key is None:
             raise GatewayRefusal("invalid or revoked API key", status=401,
                                  kind="invalid_api_key", type="invalid_request_error")
-        keys.verified[authorization] = key
+        if authorization == b"Bearer " + secret.encode("latin-1"):  # see ``KeyRing.verified``
+            keys.verified[authorization] = key
         return key
 
     # -- routing --------------------------------------------------------------------------------

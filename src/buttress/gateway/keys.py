@@ -225,9 +225,10 @@ class KeyRing:
     def __init__(self, keys: Iterable[VirtualKey] = ()) -> None:
         self._keys: dict[str, VirtualKey] = {}
         self._any = False
-        #: ``Authorization`` header values that verified since the keys last changed, and
-        #: their keys: a key's later requests are one lookup, not a hash (only headers that
-        #: verified get in, so it holds no more entries than there are ways to send the keys)
+        #: ``Authorization`` headers that verified since the keys last changed, and their
+        #: keys: a key's later requests are one lookup, not a hash. Only a key's usual header
+        #: (``Bearer <secret>``, exactly) gets in, so it holds one entry a key at most: other
+        #: spellings that verify (case, spaces) are verified each time, and cannot grow it.
         self.verified: dict[bytes, VirtualKey] = {}
         self.replace(keys)
 

@@ -24,9 +24,10 @@ from buttress.errors import (
 from buttress.providers.transport import PooledTransport
 
 ByteStream = httpx.Response | AsyncIterable[bytes]
-#: a streamed body as ``start_stream`` opens it: read it as a ``ByteStream``, then ``aclose`` it
-OpenBody = httpx.Response | httpx.AsyncByteStream
 """A streamed body: an httpx response, or the pooled transport's raw body."""
+OpenBody = httpx.Response | httpx.AsyncByteStream
+"""A streamed body as ``start_stream`` opens it: read it as a ``ByteStream``, then ``aclose``
+it."""
 
 # One pool for every adapter in a process. Timeouts are the runtime's job (it cancels attempts),
 # so the client's own are generous backstops only.
