@@ -466,7 +466,9 @@ class GatewayApp:
                         "body": error_event(err.message, err.type, err.code)})
             return
         finally:
-            await stream.aclose()  # a relay that ended, however it did, closed it already
+            # a relay that read records and closes the stream itself, however it ends: this
+            # closes one that failed before reading (as ``async with stream`` would)
+            await stream.aclose()
         result = stream.result
         tail = DONE
         if result is not None:

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, NoReturn, Protocol, TypeVar
 
 from buttress.errors import MalformedResponse, ProviderError, StreamInterrupted
 from buttress.providers.base import StreamAssembler, completion_chunk
@@ -207,9 +207,7 @@ class CallStream:
                     break
             completion = assembler.completion()
         except BaseException as exc:
-            if (stopped := await self._stopped(exc, assembler)) is exc:
-                raise
-            raise stopped from exc
+            await self._stop(exc, assembler)
         finally:
             timer.cancel()
         await self._succeed(won, completion)
@@ -240,9 +238,7 @@ class CallStream:
                 yield items
             completion = assembler.completion()
         except BaseException as exc:
-            if (stopped := await self._stopped(exc, assembler)) is exc:
-                raise
-            raise stopped from exc
+            await self._stop(exc, assembler)
         finally:
             timer.cancel()
         await self._succeed(won, completion)
@@ -260,17 +256,17 @@ class CallStream:
             loop.time() + max(0.0, self.call.policy.deadline_s -
                               (self._runtime.clock.now() - self._start)), watchdog.fire)
 
-    async def _stopped(self, exc: BaseException, assembler: StreamAssembler) -> BaseException:
-        """Record a read that ``exc`` ended; what to raise: ``StreamInterrupted`` for a
-        provider's failure or the deadline, else ``exc`` itself (the consumer left early:
-        a break, a cancellation, not an error of the provider)."""
+    async def _stop(self, exc: BaseException, assembler: StreamAssembler) -> NoReturn:
+        """Record a read that ``exc`` ended, and raise: ``StreamInterrupted`` for a provider's
+        failure or the deadline, else ``exc`` itself (the consumer left early: a break, a
+        cancellation, not an error of the provider)."""
         if isinstance(exc, ProviderError | TimeoutError):
             assert self._won is not None
             interrupted = _interrupted(exc, assembler.text, self._won.clock.target)
             await self._fail(interrupted, assembler)
-            return interrupted
+            raise interrupted from exc
         await self._abandon(assembler)
-        return exc
+        raise exc
 
     async def _succeed(self, won: Won[OpenedStream], completion: Completion) -> None:
         runtime, call = self._runtime, self.call
