@@ -61,9 +61,13 @@ class _Response:
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
-        # llhttp resets its state once a message completes, so ask while it is current
-        if self.parser is not None:
-            self.keep_alive = self.parser.should_keep_alive()
+        # llhttp resets its state once a message completes, so ask while it is current; then
+        # let go of the parser, which holds this response's callbacks: kept, the pair is a
+        # reference cycle that only the collector frees (a dozen objects every response, and
+        # at the gateway's collector threshold a pause of milliseconds every few thousand)
+        parser, self.parser = self.parser, None
+        if parser is not None:
+            self.keep_alive = parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
