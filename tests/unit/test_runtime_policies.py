@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import random
 
 import pytest
@@ -66,6 +68,31 @@ def test_backoff_is_full_jitter_within_exponential_bounds() -> None:
         assert all(0 <= d <= ceiling for d in delays)
         assert max(delays) > ceiling * 0.8  # spread over the whole range, not a fixed step
         assert min(delays) < ceiling * 0.2
+
+
+async def test_a_failed_call_leaves_nothing_for_the_collector() -> None:
+    # the errors caught down the chain hold the executor's frame in their tracebacks: while the
+    # frame held them in turn, every failed call (an upstream outage: every call) left a
+    # reference cycle of some hundred objects that only the collector could free
+    clock = ManualClock()
+    a = FakeProvider(name="a", clock=clock, script=[ProviderUnavailable("down")])
+    b = FakeProvider(name="b", clock=clock, script=[RateLimited("busy")])
+    runtime = Runtime({"a": a, "b": b}, clock=clock)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for n in range(3):
+            # not pytest.raises: its record of the error would be a cycle of the test's own
+            with contextlib.suppress(AllAttemptsFailed):
+                await runtime.complete(make_call(("a", "m"), ("b", "m"), n=n, max_retries=1,
+                                                 breaker_failures=100))
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, BaseException)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []
+    assert len(a.requests) == len(b.requests) == 6  # each call retried each model, in vain
 
 
 async def test_breaker_opens_after_failures_and_half_opens_after_cooldown() -> None:

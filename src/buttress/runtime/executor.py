@@ -208,6 +208,11 @@ class Executor:
                     errors)
         except TimeoutError as exc:
             raise DeadlineExceeded(policy.deadline_s, errors) from exc
+        finally:
+            # every error caught here holds this frame in its traceback: the frame must not
+            # hold them back (the raised error keeps its own copy), or each failed call leaves
+            # a reference cycle that only the collector frees
+            del errors
 
     def _clock_for(self, counter: _Counter, kind: AttemptKind, target: Target) -> AttemptClock:
         return AttemptClock(index=counter.next(), kind=kind, target=target,
