@@ -27,7 +27,7 @@ Script = list[bytes | float]  # what the upstream writes, a float is a pause (se
 
 
 def event(delta: dict[str, Any] | None = None, finish: str | None = None,
-          usage: dict[str, int] | None = None) -> bytes:
+          usage: dict[str, int] | None = None, obfuscation: str | None = None) -> bytes:
     body: dict[str, Any] = {"id": "chatcmpl-up", "object": "chat.completion.chunk",
                             "created": 1, "model": "gpt-4o-mini-2024-07-18",
                             "system_fingerprint": "fp_up", "choices": []}
@@ -36,6 +36,8 @@ def event(delta: dict[str, Any] | None = None, finish: str | None = None,
                             "finish_reason": finish}]
     if usage is not None:
         body["usage"] = usage
+    if obfuscation is not None:  # OpenAI's padding, after everything else
+        body["obfuscation"] = obfuscation
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
@@ -146,6 +148,24 @@ async def test_a_stream_is_relayed_whole_and_recorded(through: Any) -> None:
     assert record.model_served == "gpt-4o-mini-2024-07-18"
     assert record.system_fingerprint == "fp_up"
     assert chunks[0].id == f"chatcmpl-{record.call_id}"
+
+
+async def test_a_stream_padded_as_openai_pads_it_is_relayed_whole(through: Any) -> None:
+    texts = ["Hel", "lo", ', "w', 'or\\"', '"}],"obfuscation":"', "ld ☃"]
+    pads = ["a", "Zx0_-9", "", "qq", "☃", "b\"c"]
+    harness, _ = await through([
+        event({"role": "assistant", "content": ""}, obfuscation="k3"), 0.01,
+        *(step for text, pad in zip(texts, pads, strict=True)
+          for step in (event({"content": text}, obfuscation=pad), 0.005)),
+        event({}, finish="stop", obfuscation="x"), event(usage=USAGE, obfuscation="yz"), DONE])
+    chunks = await stream_through(harness)
+
+    for chunk in chunks:
+        ChatCompletionChunk.model_validate(chunk.model_dump())
+    assert [c.choices[0].delta.content for c in chunks if c.choices][1:-1] == texts
+    assert all(c.obfuscation is None for c in chunks)  # the upstream's padding stays there
+    [record] = harness.records()
+    assert (record.status, record.output_text) == ("ok", "".join(texts))
 
 
 async def test_an_upstream_failure_mid_stream_ends_it_with_an_error_event(through: Any) -> None:

@@ -76,3 +76,39 @@ def test_an_event_whose_text_is_not_alone_gives_no_template_and_it_gives_up() ->
         texts.learn(data, {**parsed, "changed": True}, "a")  # the probe never matches it
     assert not texts.learning  # three tries, then the stream is read the full way
     assert texts.text(b"data: " + data + b"\n\n") is None
+
+
+# OpenAI pads each event with random characters of random length, after the choices
+PADDED_TEXTS = ["plain", 'a "quoted" \\ back\\slash\\', "snow ☃ \u2028", "\\",
+                '"},"logprobs":null,"finish_reason":null}],"obfuscation":"x"}',
+                '","obfuscation":"', "obfuscation"]
+
+
+@pytest.mark.parametrize("text", PADDED_TEXTS)
+@pytest.mark.parametrize("pad", ["", "q", "Zx0_-9abc", 'a"b\\', "☃"])
+def test_a_padded_event_reads_as_its_text_whatever_its_padding(text: str, pad: str) -> None:
+    texts = learned(event("first", obfuscation="1aB3"))
+    assert texts.text(b"data: " + event(text, obfuscation=pad) + b"\n\n") == text
+
+
+@pytest.mark.parametrize("other", [
+    event("x"),  # no padding
+    event("x", obfuscation=3), event("x", obfuscation=None), event("x", obfuscation=["a"]),
+    event("x", obfuscation="a").replace(b'"chatcmpl-1"', b'"chatcmpl-2"'),
+    event("x", obfuscation="a", usage={"prompt_tokens": 1}),
+    event("x", obfuscation="a").replace(b'"finish_reason":null', b'"finish_reason":"stop"'),
+    event(None, obfuscation="a"), event("", obfuscation="a"), event(3, obfuscation="a"),
+    event("a", obfuscation="b") + b"\n\ndata: " + event("c", obfuscation="d"),
+])
+def test_a_padded_template_leaves_any_other_event_to_the_full_parse(other: bytes) -> None:
+    texts = learned(event("first", obfuscation="1aB3"))
+    assert texts.text(b"data: " + other + b"\n\n") is None
+
+
+def test_padding_elsewhere_than_the_top_level_is_not_a_second_place() -> None:
+    nested = event("first").replace(b'"content":"first"',
+                                    b'"content":"first","obfuscation":"1aB3"')
+    texts = learned(nested)  # the template holds the padding as it is
+    assert texts.text(b"data: " + nested.replace(b'"first"', b'"second"') + b"\n\n") == "second"
+    other = nested.replace(b'"first"', b'"second"').replace(b'"1aB3"', b'"zz"')
+    assert texts.text(b"data: " + other + b"\n\n") is None

@@ -15,6 +15,12 @@ taken only after checking that replacing the literal changes the parsed event in
 field: the text of ``choices[0].delta.content``, not some other ``"content"`` key. Anything
 else (a second event in the arrival, a field that changed, other framing) falls back to the
 full parse.
+
+OpenAI pads every stream event with an ``obfuscation`` string of random characters and length
+(a defence against reading the text from packet sizes, on unless the request turns it off): its
+events differ in that string too. When the template's event carries one at its top level after
+the text, as OpenAI's do, its literal is a second place that may hold any string; the padding
+means nothing to the stream and is dropped, as the full parse drops it.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ import orjson
 from buttress.providers.http import parse_json
 
 _KEY = b'"content":'
+_PAD_KEY = b'"obfuscation":'
 _PROBE = "\u2603 probe \\ \"text\""
+_PAD_PROBE = "probe"
 #: events parsed before giving up on a stream whose text events do not repeat their bytes
 _TRIES = 3
 
@@ -34,10 +42,11 @@ _TRIES = 3
 class TextEvents:
     """One stream's template of a text-only event, once learned (``learn``)."""
 
-    __slots__ = ("_prefix", "_suffix", "_tries")
+    __slots__ = ("_middle", "_prefix", "_suffix", "_tries")
 
     def __init__(self) -> None:
         self._prefix = b""
+        self._middle = b""  # between the text's literal and the padding's (when there is one)
         self._suffix = b""
         self._tries = _TRIES
 
@@ -51,7 +60,20 @@ class TextEvents:
         prefix, suffix = self._prefix, self._suffix
         if not prefix or not arrival.startswith(prefix) or not arrival.endswith(suffix):
             return None
-        literal = arrival[len(prefix):len(arrival) - len(suffix)]
+        end = len(arrival) - len(suffix)
+        middle = self._middle
+        if middle:
+            # a valid text literal holds no bare quote, so it ends where the middle starts
+            cut = arrival.find(middle, len(prefix), end)
+            if cut == -1:
+                return None
+            try:
+                if type(orjson.loads(arrival[cut + len(middle):end])) is not str:
+                    return None
+            except orjson.JSONDecodeError:
+                return None  # not one JSON value: more than the padding changed
+            end = cut
+        literal = arrival[len(prefix):end]
         if len(literal) < 2:  # also when prefix and suffix overlap
             return None
         try:
@@ -70,11 +92,24 @@ class TextEvents:
             while event[literal:literal + 1] in (b" ", b"\t"):
                 literal += 1
             end = _string_end(event, literal)
-            if end != -1 and _only_text_differs(event[:literal], event[end:], parsed, text):
-                self._prefix = b"data: " + event[:literal]
-                self._suffix = event[end:] + b"\n\n"
+            if end != -1 and self._take(event[:literal], event[end:], parsed, text):
                 return
             start = event.find(_KEY, start + 1)
+
+    def _take(self, head: bytes, after: bytes, parsed: Any, text: str) -> bool:
+        """Take the template of the event ``head`` + the text's literal + ``after``: with the
+        padding's literal as a second place when there is one, else as it is."""
+        pad = _padding(after)
+        if pad is not None:
+            middle, tail = after[:pad[0]], after[pad[1]:]
+            if _only_text_differs(parsed, text, head, middle, tail):
+                self._prefix, self._middle = b"data: " + head, middle
+                self._suffix = tail + b"\n\n"
+                return True
+        if _only_text_differs(parsed, text, head, after):
+            self._prefix, self._suffix = b"data: " + head, after + b"\n\n"
+            return True
+        return False
 
 
 def _string_end(data: bytes, start: int) -> int:
@@ -92,15 +127,36 @@ def _string_end(data: bytes, start: int) -> int:
     return -1
 
 
-def _only_text_differs(head: bytes, tail: bytes, parsed: Any, text: str) -> bool:
-    """Whether the document ``head`` + a probe string + ``tail`` is ``parsed`` with the probe
-    as its text (and nothing else changed)."""
+def _padding(after: bytes) -> tuple[int, int] | None:
+    """Where the last padding literal in ``after`` (the bytes after the text) lies, or None."""
+    key = after.rfind(_PAD_KEY)
+    if key == -1:
+        return None
+    start = key + len(_PAD_KEY)
+    while after[start:start + 1] in (b" ", b"\t"):
+        start += 1
+    end = _string_end(after, start)
+    return None if end == -1 else (start, end)
+
+
+def _only_text_differs(parsed: Any, text: str, head: bytes, middle: bytes,
+                       tail: bytes | None = None) -> bool:
+    """Whether the document ``head`` + a probe text + ``middle`` (+ a probe padding + ``tail``,
+    when given) is ``parsed`` with the probe as its text (and the probe as its top-level
+    padding), nothing else changed."""
     try:
-        probe = parse_json(head + orjson.dumps(_PROBE) + tail, provider="", model="")
+        document = head + orjson.dumps(_PROBE) + middle
+        if tail is not None:
+            document += orjson.dumps(_PAD_PROBE) + tail
+        probe = parse_json(document, provider="", model="")
         delta = probe["choices"][0]["delta"]
         if delta["content"] != _PROBE:
             return False
         delta["content"] = text
-    except Exception:  # any other shape: not the text's place
+        if tail is not None:
+            if probe["obfuscation"] != _PAD_PROBE:
+                return False
+            probe["obfuscation"] = parsed["obfuscation"]
+    except Exception:  # any other shape: not the text's (or the padding's) place
         return False
     return bool(probe == parsed)
