@@ -4,6 +4,7 @@ the pooled transport and the batched relay of a stream, as `buttress serve` runs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -254,6 +255,45 @@ async def test_a_relayed_stream_past_its_deadline_is_interrupted(through: Any) -
     assert raised.value.partial_text == "Hello"
     [record] = harness.records()
     assert (record.status, record.error_kind) == ("error", "stream_interrupted")
+
+
+FAILURE = b"data: " + json.dumps({"error": {"message": "upstream overloaded",
+                                            "type": "server_error"}}).encode() + b"\n\n"
+
+
+@pytest.mark.parametrize("how", ["relay", "iterate"])
+@pytest.mark.parametrize("ending", ["upstream error", "deadline", "write fails"])
+async def test_a_stream_ended_mid_way_leaves_nothing_for_the_collector(
+        through: Any, how: str, ending: str, errors_in_cycles: Any) -> None:
+    # a failure's traceback holds every frame of the read: while any of them held the failure
+    # (the reader's frame, the pusher's future), each interrupted stream left some 150 objects
+    # that only the collector could free
+    harness, _ = await through([event({"role": "assistant", "content": "Hel"}), 0.01,
+                                event({"content": "lo"}) + (FAILURE if ending == "upstream error"
+                                                            else b""), 1.0,
+                                event({}, finish="stop"), DONE])
+
+    def write(batch: list[StreamChunk | str]) -> None:
+        if ending == "write fails" and _texts([batch]) == "lo":
+            raise ConnectionResetError("the client is gone")
+
+    async def read() -> None:
+        with contextlib.suppress(StreamInterrupted, ConnectionResetError):
+            async with harness.client.stream_complete(
+                    "gpt", [Message.user("hi")], policy={"deadline_s": 0.3}) as stream:
+                if how == "relay":
+                    await stream.relay(write)
+                else:
+                    async for chunk in stream:
+                        write([chunk])
+
+    await read()  # the connection pool and the breaker's first use
+    with errors_in_cycles() as left:
+        await read()
+        records = harness.records()  # the ledger's writer is done with the failure
+    assert left == []
+    assert len(records) == 2
+    assert {r.status for r in records} == {"cancelled" if ending == "write fails" else "error"}
 
 
 async def test_a_relay_whose_write_fails_is_recorded_as_cancelled(through: Any) -> None:

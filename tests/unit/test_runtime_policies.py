@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import random
+from typing import Any
 
 import pytest
 
@@ -70,7 +70,7 @@ def test_backoff_is_full_jitter_within_exponential_bounds() -> None:
         assert min(delays) < ceiling * 0.2
 
 
-async def test_a_failed_call_leaves_nothing_for_the_collector() -> None:
+async def test_a_failed_call_leaves_nothing_for_the_collector(errors_in_cycles: Any) -> None:
     # the errors caught down the chain hold the executor's frame in their tracebacks: while the
     # frame held them in turn, every failed call (an upstream outage: every call) left a
     # reference cycle of some hundred objects that only the collector could free
@@ -78,19 +78,11 @@ async def test_a_failed_call_leaves_nothing_for_the_collector() -> None:
     a = FakeProvider(name="a", clock=clock, script=[ProviderUnavailable("down")])
     b = FakeProvider(name="b", clock=clock, script=[RateLimited("busy")])
     runtime = Runtime({"a": a, "b": b}, clock=clock)
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    with errors_in_cycles() as left:
         for n in range(3):
-            # not pytest.raises: its record of the error would be a cycle of the test's own
             with contextlib.suppress(AllAttemptsFailed):
                 await runtime.complete(make_call(("a", "m"), ("b", "m"), n=n, max_retries=1,
                                                  breaker_failures=100))
-        gc.collect()
-        left = [o for o in gc.garbage if isinstance(o, BaseException)]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
     assert left == []
     assert len(a.requests) == len(b.requests) == 6  # each call retried each model, in vain
 
@@ -218,6 +210,35 @@ async def test_hedge_returns_the_faster_attempt_and_cancels_the_other() -> None:
     assert cancelled.is_set()
     kinds = {(a.kind, a.status) for a in result.attempts}
     assert kinds == {("primary", "cancelled"), ("hedge", "ok")}
+
+
+@pytest.mark.parametrize("first_s", [0.0, 0.03])  # fails before the hedge starts, or beside it
+async def test_a_failed_hedged_call_leaves_nothing_for_the_collector(
+        first_s: float, errors_in_cycles: Any) -> None:
+    # the attempts' futures hold their failures, whose tracebacks hold the hedging frame: while
+    # that frame held the futures, each failed hedged call was a cycle for the collector
+    class Failing(FakeProvider):
+        async def complete(self, request: CallRequest):  # type: ignore[no-untyped-def]
+            first = len(self.requests) % 2 == 0
+            self.requests.append(request)
+            if first:
+                await asyncio.sleep(first_s)
+            raise ProviderUnavailable("down")
+
+    provider = Failing(name="a")
+    runtime = Runtime({"a": provider})
+
+    async def call(n: int) -> None:
+        with contextlib.suppress(ProviderUnavailable, AllAttemptsFailed):
+            await runtime.complete(make_call(("a", "m"), n=n, hedge_after_s=0.01,
+                                             max_retries=0, breaker_failures=100))
+
+    await call(0)
+    with errors_in_cycles() as left:
+        for n in range(1, 4):
+            await call(n)
+    assert left == []
+    assert len(provider.requests) == (8 if first_s else 4)  # hedged beside the slow first
 
 
 async def test_hedge_is_not_started_when_the_first_attempt_is_fast() -> None:

@@ -347,7 +347,10 @@ class OpenAIStream:
             return left
         if self._failure is not None:
             exc, self._failure = self._failure, None
-            raise exc
+            try:
+                raise exc
+            finally:
+                del exc  # its traceback holds this frame: no cycle through the local
         return []
 
     def _absorb(self, data: bytes | None, text_only: bool,
@@ -386,7 +389,10 @@ class OpenAIStream:
         self._ended = True
         redact_secret(exc, self._provider._secret)
         if not items:
-            raise exc
+            try:
+                raise exc
+            finally:
+                del exc  # its traceback holds this frame: no cycle through the local
         self._failure = exc
 
     async def _open(self) -> Arrivals:

@@ -223,6 +223,18 @@ class Executor:
                       breaker: CircuitBreaker) -> Won[T]:
         """An attempt, and after ``hedge_after_s`` a second one beside it (each in its own
         task): the first to succeed wins."""
+        won = await self._race(run, target, kind, breaker)
+        if isinstance(won, Won):
+            return won
+        try:
+            raise won
+        finally:
+            del won  # its traceback holds this frame: no cycle through the local
+
+    async def _race(self, run: _Run[T], target: Target, kind: AttemptKind,
+                    breaker: CircuitBreaker) -> Won[T] | BaseException:
+        """``_hedged``'s race: the winner, or the failure to raise. Returned, not raised: the
+        attempts' futures hold their failures, whose tracebacks would hold this frame."""
         def one(k: AttemptKind) -> Awaitable[Won[T]]:
             return self._attempt(run, target, k, breaker, None)
 
@@ -233,7 +245,8 @@ class Executor:
         try:
             done, _ = await asyncio.wait(pending, timeout=hedge_after)
             if done:
-                return first.result()
+                failed = first.exception()
+                return first.result() if failed is None else failed
             try:
                 breaker.acquire()  # a half-open breaker allows no second probe
                 pending.add(asyncio.ensure_future(one("hedge")))
@@ -256,7 +269,7 @@ class Executor:
                             await run.discard(won.value)
                     return winners[0].result()
             assert failure is not None
-            raise failure
+            return failure
         finally:
             for f in pending:
                 f.cancel()

@@ -21,14 +21,15 @@ class Expiry:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[object],
                  when: float) -> None:
-        self._task = task
+        self._task: asyncio.Task[object] | None = task
         self._cancelling = task.cancelling()
         self.expired = False
         self._handle = loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
         self.expired = True
-        self._task.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
     def __enter__(self) -> Expiry:
         return self
@@ -36,8 +37,11 @@ class Expiry:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self._handle.cancel()
+        # a frame that holds the scope may outlive the block in an error's traceback, and a
+        # task holds its error: the scope lets go of the task (else a cycle for the collector)
+        task, self._task = self._task, None
         # our cancellation, and no one else's: a timeout
-        if self.expired and self._task.uncancel() <= self._cancelling and \
+        if self.expired and task is not None and task.uncancel() <= self._cancelling and \
                 exc_type is asyncio.CancelledError:
             raise TimeoutError from exc
 

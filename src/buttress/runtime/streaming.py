@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from buttress.errors import MalformedResponse, ProviderError, StreamInterrupted
 from buttress.providers.base import StreamAssembler, completion_chunk
@@ -203,11 +203,14 @@ class CallStream:
                     pending = await watchdog.read(pusher.outcome)
                 finally:
                     listen(None)
+                    # a failure's traceback holds the frames that hold the pusher: let go of
+                    # the future that holds the failure
+                    pusher.done = None
                 if pending is None:
                     break
             completion = assembler.completion()
         except BaseException as exc:
-            await self._stop(exc, assembler)
+            raise await self._stop(exc, assembler)  # noqa: B904 (_stop sets any cause)
         finally:
             timer.cancel()
         await self._succeed(won, completion)
@@ -238,7 +241,7 @@ class CallStream:
                 yield items
             completion = assembler.completion()
         except BaseException as exc:
-            await self._stop(exc, assembler)
+            raise await self._stop(exc, assembler)  # noqa: B904 (_stop sets any cause)
         finally:
             timer.cancel()
         await self._succeed(won, completion)
@@ -256,17 +259,20 @@ class CallStream:
             loop.time() + max(0.0, self.call.policy.deadline_s -
                               (self._runtime.clock.now() - self._start)), watchdog.fire)
 
-    async def _stop(self, exc: BaseException, assembler: StreamAssembler) -> NoReturn:
-        """Record a read that ``exc`` ended, and raise: ``StreamInterrupted`` for a provider's
-        failure or the deadline, else ``exc`` itself (the consumer left early: a break, a
-        cancellation, not an error of the provider)."""
+    async def _stop(self, exc: BaseException, assembler: StreamAssembler) -> BaseException:
+        """Record a read that ``exc`` ended, and return what the reader raises:
+        ``StreamInterrupted`` (from ``exc``) for a provider's failure or the deadline, else
+        ``exc`` itself (the consumer left early: a break, a cancellation, not an error of the
+        provider). Returned, not raised: raised from here, the error's traceback would hold this
+        frame, which holds the error (a cycle of every frame of the read for the collector)."""
         if isinstance(exc, ProviderError | TimeoutError):
             assert self._won is not None
             interrupted = _interrupted(exc, assembler.text, self._won.clock.target)
+            interrupted.__cause__ = exc
             await self._fail(interrupted, assembler)
-            raise interrupted from exc
+            return interrupted
         await self._abandon(assembler)
-        raise exc
+        return exc
 
     async def _succeed(self, won: Won[OpenedStream], completion: Completion) -> None:
         runtime, call = self._runtime, self.call
@@ -329,12 +335,12 @@ class _Pusher:
         self.source = source
         self.assembler = assembler
         self.write = write
-        self.done: asyncio.Future[Awaitable[None] | None] = \
+        self.done: asyncio.Future[Awaitable[None] | None] | None = \
             asyncio.get_running_loop().create_future()
 
     def __call__(self) -> None:
         done = self.done
-        if done.done():
+        if done is None or done.done():
             return
         try:
             while items := self.source.poll():
@@ -346,8 +352,10 @@ class _Pusher:
                 done.set_result(None)
         except Exception as exc:
             done.set_exception(exc)
+            del done  # the future keeps the traceback, which holds this frame
 
     def outcome(self) -> asyncio.Future[Awaitable[None] | None]:
+        assert self.done is not None  # until the relay lets go of it
         return self.done
 
 
