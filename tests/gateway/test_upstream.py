@@ -189,6 +189,7 @@ async def test_an_upstream_failure_mid_stream_ends_it_with_an_error_event(throug
     assert UPSTREAM_KEY not in str(raised.value)
     [record] = harness.records()
     assert (record.status, record.error_kind) == ("error", "stream_interrupted")
+    assert record.output_text == "Hello"  # what the client was shown
     assert UPSTREAM_KEY not in record.model_dump_json()
 
 
@@ -255,6 +256,7 @@ async def test_a_relayed_stream_past_its_deadline_is_interrupted(through: Any) -
     assert raised.value.partial_text == "Hello"
     [record] = harness.records()
     assert (record.status, record.error_kind) == ("error", "stream_interrupted")
+    assert record.output_text == "Hello"
 
 
 FAILURE = b"data: " + json.dumps({"error": {"message": "upstream overloaded",
@@ -331,7 +333,7 @@ async def test_a_relay_cancelled_mid_stream_is_recorded_as_cancelled(through: An
     with pytest.raises(asyncio.CancelledError):
         await task
     [record] = harness.records()
-    assert record.status == "cancelled"
+    assert (record.status, record.output_text) == ("cancelled", "Hello")
 
 
 async def test_a_client_that_stops_reading_gets_the_whole_stream_once_it_reads_again(

@@ -143,7 +143,7 @@ async def test_leaving_early_closes_the_provider_stream_and_records_cancelled() 
         async for _chunk in stream:
             break
     assert closed.is_set()
-    assert [o.status for o in recorder.outcomes] == ["cancelled"]
+    assert [(o.status, o.partial_text) for o in recorder.outcomes] == [("cancelled", "x")]
 
 
 async def test_stream_deadline_mid_stream_interrupts() -> None:
@@ -175,7 +175,7 @@ async def test_stream_deadline_passing_while_the_consumer_is_busy_interrupts() -
     assert seen == ["a"]
     assert "deadline" in str(info.value)
     assert info.value.partial_text == "a"
-    assert [o.status for o in recorder.outcomes] == ["error"]
+    assert [(o.status, o.partial_text) for o in recorder.outcomes] == [("error", "a")]
 
 
 async def test_an_outside_cancellation_mid_stream_stays_a_cancellation() -> None:

@@ -111,8 +111,9 @@ class LedgerHook:
             "provider": last.provider if last else (target.provider if target else ""),
             "model_requested": last.model if last else (target.model if target else ""),
             "model_served": None, "system_fingerprint": None,
-            "output_text": None, "output_value": None, "finish_reason": None, "validation": None,
-            "status": "cancelled" if outcome.cancelled else "error",
+            # a stream that ended without an answer: what it had delivered
+            "output_text": outcome.partial_text, "output_value": None, "finish_reason": None,
+            "validation": None, "status": "cancelled" if outcome.cancelled else "error",
             "error_kind": error_kind(error) if error is not None else "cancelled",
             "error_message": _message(error) if error is not None else "caller went away",
             "prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0, "reasoning_tokens": 0,

@@ -29,6 +29,8 @@ class Outcome:
     latency_s: float
     ttft_s: float | None = None
     cancelled: bool = False
+    #: the text a stream had delivered when it ended without an answer (interrupted or left)
+    partial_text: str | None = None
 
     @property
     def status(self) -> str:

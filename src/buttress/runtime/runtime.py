@@ -157,9 +157,11 @@ class Runtime:
         return total
 
     def outcome_failed(self, call: Call, exc: BaseException, attempts: list[Attempt],
-                       start: float, ttft_s: float | None = None) -> Outcome:
+                       start: float, ttft_s: float | None = None,
+                       partial_text: str | None = None) -> Outcome:
         attempts.sort(key=lambda a: a.index)
         cancelled = not isinstance(exc, Exception)
         return Outcome(call, None, None if cancelled else exc, tuple(attempts),
-                       self.clock.now() - start, ttft_s, cancelled=cancelled)
+                       self.clock.now() - start, ttft_s, cancelled=cancelled,
+                       partial_text=partial_text or None)
 

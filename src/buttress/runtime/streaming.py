@@ -68,6 +68,8 @@ class CallStream:
         self._finished = False
         self._iterating = False
         self._hit: CallResult | None = None
+        # what has been read, for the record however the read ends (``aclose`` included)
+        self._assembler = StreamAssembler()
 
     async def __aenter__(self) -> CallStream:
         await self.open()
@@ -187,7 +189,7 @@ class CallStream:
         if self._iterating:
             raise RuntimeError("a CallStream can be iterated only once")
         self._iterating = True
-        assembler = StreamAssembler()
+        assembler = self._assembler
         watchdog, timer = self._watch()
         try:
             head: list[StreamChunk | str] = list(won.value.head)
@@ -230,7 +232,7 @@ class CallStream:
         next_batch: Callable[[], Awaitable[list[StreamChunk | str]]] = (
             functools.partial(batch, text_only=text_only) if batch is not None
             else _one_by_one(chunks))
-        assembler = StreamAssembler()
+        assembler = self._assembler
         watchdog, timer = self._watch()
         try:
             head: list[StreamChunk | str] = list(won.value.head)
@@ -300,7 +302,7 @@ class CallStream:
         won.clock.usage = assembler.usage or won.clock.usage
         self._attempts.append(won.clock.finish(self._runtime.clock.now(), "error", exc))
         await run_after(self._runtime.hooks, self._runtime.outcome_failed(
-            self.call, exc, self._attempts, self._start, self._ttft))
+            self.call, exc, self._attempts, self._start, self._ttft, exc.partial_text))
 
     async def _abandon(self, assembler: StreamAssembler) -> None:
         won = self._won
@@ -315,12 +317,13 @@ class CallStream:
             won.clock.usage = assembler.usage or won.clock.usage
             self._attempts.append(won.clock.finish(self._runtime.clock.now(), "cancelled"))
             await run_after(self._runtime.hooks, self._runtime.outcome_failed(
-                self.call, asyncio.CancelledError(), self._attempts, self._start, self._ttft))
+                self.call, asyncio.CancelledError(), self._attempts, self._start, self._ttft,
+                assembler.text))
 
     async def aclose(self) -> None:
         """Stop the stream if it is still open (safe to call more than once)."""
         if not self._finished:
-            await self._abandon(StreamAssembler())
+            await self._abandon(self._assembler)
 
 
 class _Pusher:
