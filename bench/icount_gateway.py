@@ -7,7 +7,9 @@ instructions do not drift: under ``valgrind --tool=callgrind`` each revision's g
 in-process (as ``bench/bench_gateway_cost.py`` drives it: a virtual key with RPM/TPM limits and
 a budget, the ledger on) against the harness's mock upstream (its own process, not counted),
 once with ``--few`` and once with ``--many`` requests; the difference over the difference in
-requests is what one request costs, start-up excluded. The count is user-space instructions
+requests is what one request costs, start-up excluded. The requests run under a serving
+gateway's collector settings (``gateway.app.serving_collector``; a revision older than it runs
+at Python's default, so compare it only with its like). The count is user-space instructions
 of buttress, CPython, uvloop and every library; the kernel and the HTTP server are not in it.
 The event loop's thread and the other threads (the ledger writer) are counted apart: the
 writer's share a request depends on how many records each of its batches takes, which the
@@ -52,6 +54,11 @@ def workload(kind: str, n: int) -> None:
     from buttress.gateway.app import GatewayApp
     from buttress.gateway.server import build_gateway
 
+    try:  # the collector as the gateway serves (revisions before it ran at Python's default)
+        from buttress.gateway.app import serving_collector
+    except ImportError:
+        serving_collector = contextlib.nullcontext
+
     async def run() -> None:
         config, secret = project(Path(tempfile.mkdtemp()) / "p", ledger=True)
         gw = build_gateway(config)
@@ -63,7 +70,8 @@ def workload(kind: str, n: int) -> None:
             for _ in range(k):
                 await request(app, BODIES[kind], secret)
 
-        await asyncio.gather(*(worker(n // 4) for _ in range(4)))
+        with serving_collector():
+            await asyncio.gather(*(worker(n // 4) for _ in range(4)))
         await gw.client.aclose()  # the ledger's writes are counted too
 
     os.environ.setdefault("BENCH_UPSTREAM_KEY", "sk-mock-upstream")

@@ -25,7 +25,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Generator
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -570,27 +570,10 @@ def _starlette_app(gw: Gateway) -> Any:
         # Load every feature's prompt (file read, git lookup of its commit) now, off the loop,
         # rather than on the event loop during the first request that needs it.
         await asyncio.to_thread(gw.client.load_prompts)
-        # Everything loaded so far (modules, config, price tables) lives as long as the server:
-        # move it out of the collector's reach, so full collections stay short and stop
-        # showing up as latency spikes.
-        gc.collect()
-        gc.freeze()
-        # A request allocates some hundreds of containers, nearly all freed by reference
-        # counting when it ends. At the default threshold (700) the young generation is
-        # collected every request or two, each time walking every in-flight request's objects
-        # (perf: 6% of the samples in the collector itself; the change measured 19% less CPU a
-        # request at 500 req/s). Every 20,000 allocations is enough: no request served, failed
-        # call (hedged or not) or stream ended mid-way leaves a cycle behind (tests say so:
-        # ``*leaves_nothing_for_the_collector``, ``*freed_without_the_collector``), so a young
-        # collection finds little and is short. Before, at
-        # 500 req/s, one ran every 2.5 s over ~13,000 dead objects, up to 15 ms (with the
-        # upstream down: every second, up to 100 ms).
-        thresholds = gc.get_threshold()
-        gc.set_threshold(20_000, 20, 20)
         try:
-            yield
+            with serving_collector():
+                yield
         finally:
-            gc.set_threshold(*thresholds)
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -604,6 +587,32 @@ def _starlette_app(gw: Gateway) -> Any:
                              Route("/health", health, methods=["GET"]),
                              Route("/metrics", metrics, methods=["GET"])],
                      exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
+
+
+@contextlib.contextmanager
+def serving_collector() -> Iterator[None]:
+    """The cyclic collector's settings while the gateway serves (``bench/icount_gateway.py``
+    counts under them too), from when everything it needs is loaded.
+
+    Everything loaded so far (modules, config, price tables) lives as long as the server: it is
+    moved out of the collector's reach (``gc.freeze``), so full collections stay short and stop
+    showing up as latency spikes. A request allocates some hundreds of containers, nearly all
+    freed by reference counting when it ends. At the default threshold (700) the young
+    generation is collected every request or two, each time walking every in-flight request's
+    objects (perf: 6% of the samples in the collector itself; the change measured 19% less CPU
+    a request at 500 req/s). Every 20,000 allocations is enough: no request served, failed call
+    (hedged or not) or stream ended mid-way leaves a cycle behind (the tests named
+    ``*leaves_nothing_for_the_collector`` and ``*freed_without_the_collector``), so a young
+    collection finds little and is short. Before, at 500 req/s, one ran every 2.5 s over
+    ~13,000 dead objects, up to 15 ms (with the upstream down: every second, up to 100 ms)."""
+    gc.collect()
+    gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(20_000, 20, 20)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def build_app(gateway: Gateway) -> GatewayApp:
