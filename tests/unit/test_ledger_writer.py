@@ -85,6 +85,24 @@ def test_records_are_written_in_batches_and_counted(writers: list[LedgerWriter])
                                   replayed=0, depth=0, blocked=0)
 
 
+def test_what_arrives_during_a_write_waits_for_the_next_interval(
+        writers: list[LedgerWriter]) -> None:
+    # a transaction of their own for a few stragglers would cost most of what a whole batch's
+    # does: they wait, and whatever comes meanwhile joins them
+    store = MemoryStore(gated=True)
+    w = LedgerWriter(store, flush_interval_s=0.2)  # type: ignore[arg-type]
+    writers.append(w)
+    w.record_call(call(0))
+    assert store.entered.wait(10)  # c0's batch is being written
+    w.record_call(call(1))
+    w.record_call(call(2))
+    store.release()
+    wait_until(lambda: store.batches == [1])
+    w.record_call(call(3))  # while c1 and c2 wait
+    wait_until(lambda: len(store.calls) == 4)
+    assert store.batches == [1, 3]
+
+
 def test_an_idle_writer_sleeps_until_a_record_comes_and_still_writes_it_unasked(
         writers: list[LedgerWriter]) -> None:
     # no flush(): each record must reach the store by the writer's own timing, also after the
