@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from buttress.cli.main import app
 from buttress.client import AsyncClient
-from buttress.errors import BadRequest
+from buttress.errors import BadRequest, StreamInterrupted
+from buttress.evals.sampling import case_from_call
 from buttress.ids import new_id
 from buttress.ledger import CallRecord
 from buttress.types import Message, Usage
@@ -490,3 +491,54 @@ def test_env_keys_never_reach_cli_output_or_the_ledger_files(ledger: Ledger) -> 
         # the replay of the scrubbed call and the feedback were recorded too
         assert db.execute("select count(*) from calls").fetchone() == (6,)
         assert db.execute("select count(*) from feedback").fetchone() == (1,)
+
+
+def test_a_stream_cut_mid_way_shows_what_it_delivered_and_samples_no_expected_output(
+        tmp_path: Path) -> None:
+    (tmp_path / "buttress.toml").write_text("""
+[providers.cut]
+type = "fake"
+replies = [{ text = "Hello there, friend" }]
+
+[providers.cut.chaos]
+seed = 1
+disconnect_rate = 1.0
+
+[models.cut]
+provider = "cut"
+model = "cut-1"
+
+[features.talk]
+models = ["cut"]
+""")
+
+    async def stream() -> str:
+        made: list[str] = []
+
+        def ids() -> str:
+            made.append(new_id())
+            return made[-1]
+
+        async def read(client: AsyncClient) -> None:
+            async with client.stream_complete("cut", [Message.user("hi")]) as chunks:
+                async for _chunk in chunks:
+                    pass
+
+        client = AsyncClient.from_config(tmp_path / "buttress.toml", env=ENV, ids=ids)
+        async with client:
+            with pytest.raises(StreamInterrupted):
+                await read(client)
+        return made[-1]
+
+    call_id = asyncio.run(stream())
+    code, out, _ = invoke(tmp_path, "show", call_id)
+    assert code == 0
+    assert re.search(r"status\s+error: stream_interrupted", out)
+    assert "cut/cut-1: chaos: stream disconnected" in out  # which model failed, unredacted
+    assert "(partial: delivered before the call ended)" in out
+    assert "Hello th" in out  # the first chunk, which reached the caller
+    [record] = Ledger(tmp_path).records()
+    assert record.output_text == "Hello th"
+    case = case_from_call(record, [])
+    assert case["expected"] is None  # a partial text is no answer to expect
+    assert "error" in case["tags"]

@@ -194,8 +194,10 @@ async def _run(project: Path, config: Config, record: CallRecord, plan: ReplayPl
 
 def print_diff(console: Console, record: CallRecord, new_text: str) -> None:
     old_text = record.output_text or ""
-    if record.output_text is None and record.status != "ok":
-        console.print(Text(f"the original call failed ({record.error_kind}); it had no output",
+    if record.status in ("error", "cancelled"):
+        what = ("it had no output" if record.output_text is None else
+                "its output is what it had delivered before it ended")
+        console.print(Text(f"the original call failed ({record.error_kind}); {what}",
                            style="dim"))
     lines = list(difflib.unified_diff(
         old_text.splitlines(), new_text.splitlines(),

@@ -116,6 +116,8 @@ def print_output(console: Console, r: CallRecord) -> None:
         console.print(Text("(none)", style="dim"))
         return
     if r.output_text is not None:
+        if r.status in ("error", "cancelled"):  # a stream that ended without an answer
+            console.print(Text("(partial: delivered before the call ended)", style="dim"))
         console.print(Text(r.output_text))
     if r.output_value is not None:
         console.print(Text(json.dumps(r.output_value, indent=2), style="dim"))

@@ -81,7 +81,10 @@ def case_from_call(record: CallRecord, feedback: Sequence[FeedbackRecord],
         case["messages"] = [{"role": m.get("role"), "content": m.get("content")}
                             for m in messages if m.get("role") != "system"
                             or record.prompt_name is None]
-    draft: Any = record.output_value if record.output_value is not None else record.output_text
+    # a call that ended without an answer has no output to expect (a stream's partial text
+    # is what it had delivered, not an answer)
+    draft: Any = None if record.status in ("error", "cancelled") else (
+        record.output_value if record.output_value is not None else record.output_text)
     if isinstance(draft, str):
         with contextlib.suppress(ValueError):
             draft = json.loads(draft)

@@ -425,6 +425,8 @@ def _interrupted(exc: BaseException, partial: str, target: Target) -> StreamInte
     elif isinstance(exc, MalformedResponse) and "truncated" in str(exc):
         reason = f"stream truncated: {exc}"
     else:
-        reason = f"stream failed after the first token: {exc}"
+        # not "after the first token: {exc}": redaction reads "token: <provider/model>" as a
+        # key=value secret, and the ledger would lose which model failed
+        reason = f"stream failed after its first token was delivered: {exc}"
     return StreamInterrupted(reason, partial_text=partial, provider=target.provider,
                              model=target.model)
