@@ -168,9 +168,11 @@ class LlamaCppProvider(Provider):
                     break
                 if isinstance(item, ProviderError) and delivered:
                     # Text already reached the caller: the stream cannot be retried.
-                    raise StreamInterrupted(f"stream failed after its first token: {item}",
-                                            partial_text="".join(delivered),
-                                            provider=self.name, model=request.model) from item
+                    # (not "token: {item}": redaction would read it as a key=value secret)
+                    raise StreamInterrupted(
+                        f"stream failed after its first token was delivered: {item}",
+                        partial_text="".join(delivered), provider=self.name,
+                        model=request.model) from item
                 if isinstance(item, BaseException):
                     raise item
                 assert isinstance(item, StreamChunk)
