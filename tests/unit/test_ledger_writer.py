@@ -90,7 +90,7 @@ def test_what_arrives_during_a_write_waits_for_the_next_interval(
     # a transaction of their own for a few stragglers would cost most of what a whole batch's
     # does: they wait, and whatever comes meanwhile joins them
     store = MemoryStore(gated=True)
-    w = LedgerWriter(store, flush_interval_s=0.2)  # type: ignore[arg-type]
+    w = LedgerWriter(store, flush_interval_s=0.5)  # type: ignore[arg-type]
     writers.append(w)
     w.record_call(call(0))
     assert store.entered.wait(10)  # c0's batch is being written

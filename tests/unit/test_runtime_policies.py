@@ -212,17 +212,22 @@ async def test_hedge_returns_the_faster_attempt_and_cancels_the_other() -> None:
     assert kinds == {("primary", "cancelled"), ("hedge", "ok")}
 
 
-@pytest.mark.parametrize("first_s", [0.0, 0.03])  # fails before the hedge starts, or beside it
+@pytest.mark.parametrize("beside", [False, True])  # fails before the hedge starts, or beside it
 async def test_a_failed_hedged_call_leaves_nothing_for_the_collector(
-        first_s: float, errors_in_cycles: Any) -> None:
+        beside: bool, errors_in_cycles: Any) -> None:
     # the attempts' futures hold their failures, whose tracebacks hold the hedging frame: while
     # that frame held the futures, each failed hedged call was a cycle for the collector
+    waiting: list[asyncio.Event] = []
+
     class Failing(FakeProvider):
         async def complete(self, request: CallRequest):  # type: ignore[no-untyped-def]
-            first = len(self.requests) % 2 == 0
             self.requests.append(request)
-            if first:
-                await asyncio.sleep(first_s)
+            if beside:
+                if not waiting:  # the first attempt: it fails once the hedge has started
+                    waiting.append(asyncio.Event())
+                    await waiting[0].wait()
+                else:  # the hedge
+                    waiting.pop().set()
             raise ProviderUnavailable("down")
 
     provider = Failing(name="a")
@@ -238,7 +243,7 @@ async def test_a_failed_hedged_call_leaves_nothing_for_the_collector(
         for n in range(1, 4):
             await call(n)
     assert left == []
-    assert len(provider.requests) == (8 if first_s else 4)  # hedged beside the slow first
+    assert len(provider.requests) == (8 if beside else 4)  # each call hedged, or not
 
 
 async def test_hedge_is_not_started_when_the_first_attempt_is_fast() -> None:
