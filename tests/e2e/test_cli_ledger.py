@@ -19,6 +19,7 @@ from buttress.errors import BadRequest, StreamInterrupted
 from buttress.evals.sampling import case_from_call
 from buttress.ids import new_id
 from buttress.ledger import CallRecord
+from buttress.runtime import CallStream
 from buttress.types import Message, Usage
 
 # not shaped like any known key, so only the client's literal env-key scrubbing can catch it
@@ -507,28 +508,14 @@ disconnect_rate = 1.0
 [models.cut]
 provider = "cut"
 model = "cut-1"
-
-[features.talk]
-models = ["cut"]
 """)
 
     async def stream() -> str:
-        made: list[str] = []
-
-        def ids() -> str:
-            made.append(new_id())
-            return made[-1]
-
-        async def read(client: AsyncClient) -> None:
-            async with client.stream_complete("cut", [Message.user("hi")]) as chunks:
-                async for _chunk in chunks:
-                    pass
-
-        client = AsyncClient.from_config(tmp_path / "buttress.toml", env=ENV, ids=ids)
-        async with client:
+        async with AsyncClient.from_config(tmp_path / "buttress.toml", env=ENV) as client:
+            chunks: CallStream = client.stream_complete("cut", [Message.user("hi")])
             with pytest.raises(StreamInterrupted):
-                await read(client)
-        return made[-1]
+                await _read_all(chunks)
+        return chunks.call.call_id
 
     call_id = asyncio.run(stream())
     code, out, _ = invoke(tmp_path, "show", call_id)
@@ -542,3 +529,9 @@ models = ["cut"]
     case = case_from_call(record, [])
     assert case["expected"] is None  # a partial text is no answer to expect
     assert "error" in case["tags"]
+
+
+async def _read_all(stream: CallStream) -> None:
+    async with stream:
+        async for _chunk in stream:
+            pass

@@ -212,7 +212,7 @@ class CallStream:
                     break
             completion = assembler.completion()
         except BaseException as exc:
-            raise await self._stop(exc, assembler)  # noqa: B904 (_stop sets any cause)
+            raise await self._stop(exc)  # noqa: B904 (_stop sets any cause)
         finally:
             timer.cancel()
         await self._succeed(won, completion)
@@ -243,7 +243,7 @@ class CallStream:
                 yield items
             completion = assembler.completion()
         except BaseException as exc:
-            raise await self._stop(exc, assembler)  # noqa: B904 (_stop sets any cause)
+            raise await self._stop(exc)  # noqa: B904 (_stop sets any cause)
         finally:
             timer.cancel()
         await self._succeed(won, completion)
@@ -261,7 +261,7 @@ class CallStream:
             loop.time() + max(0.0, self.call.policy.deadline_s -
                               (self._runtime.clock.now() - self._start)), watchdog.fire)
 
-    async def _stop(self, exc: BaseException, assembler: StreamAssembler) -> BaseException:
+    async def _stop(self, exc: BaseException) -> BaseException:
         """Record a read that ``exc`` ended, and return what the reader raises:
         ``StreamInterrupted`` (from ``exc``) for a provider's failure or the deadline, else
         ``exc`` itself (the consumer left early: a break, a cancellation, not an error of the
@@ -269,11 +269,11 @@ class CallStream:
         frame, which holds the error (a cycle of every frame of the read for the collector)."""
         if isinstance(exc, ProviderError | TimeoutError):
             assert self._won is not None
-            interrupted = _interrupted(exc, assembler.text, self._won.clock.target)
+            interrupted = _interrupted(exc, self._assembler.text, self._won.clock.target)
             interrupted.__cause__ = exc
-            await self._fail(interrupted, assembler)
+            await self._fail(interrupted)
             return interrupted
-        await self._abandon(assembler)
+        await self._abandon()
         return exc
 
     async def _succeed(self, won: Won[OpenedStream], completion: Completion) -> None:
@@ -292,19 +292,19 @@ class CallStream:
         await run_after(runtime.hooks, Outcome(call, self.result, None, self.result.attempts,
                                                self.result.latency_s, self._ttft))
 
-    async def _fail(self, exc: StreamInterrupted, assembler: StreamAssembler) -> None:
+    async def _fail(self, exc: StreamInterrupted) -> None:
         won = self._won
         assert won is not None
         self._finished = True
         await won.value.aclose()
         won.release()
         won.breaker.record_failure()
-        won.clock.usage = assembler.usage or won.clock.usage
+        won.clock.usage = self._assembler.usage or won.clock.usage
         self._attempts.append(won.clock.finish(self._runtime.clock.now(), "error", exc))
         await run_after(self._runtime.hooks, self._runtime.outcome_failed(
             self.call, exc, self._attempts, self._start, self._ttft, exc.partial_text))
 
-    async def _abandon(self, assembler: StreamAssembler) -> None:
+    async def _abandon(self) -> None:
         won = self._won
         if won is None or self._finished:
             return
@@ -314,16 +314,16 @@ class CallStream:
         finally:
             won.release()
             won.breaker.record_abandoned()
-            won.clock.usage = assembler.usage or won.clock.usage
+            won.clock.usage = self._assembler.usage or won.clock.usage
             self._attempts.append(won.clock.finish(self._runtime.clock.now(), "cancelled"))
             await run_after(self._runtime.hooks, self._runtime.outcome_failed(
                 self.call, asyncio.CancelledError(), self._attempts, self._start, self._ttft,
-                assembler.text))
+                self._assembler.text))
 
     async def aclose(self) -> None:
         """Stop the stream if it is still open (safe to call more than once)."""
         if not self._finished:
-            await self._abandon(self._assembler)
+            await self._abandon()
 
 
 class _Pusher:
